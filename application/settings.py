@@ -1,0 +1,45 @@
+"""The one place where monetise reads its configuration (prefix ``MONETISE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator-facing settings; every field maps to ``MONETISE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MONETISE_", extra="ignore")
+
+    home: Path = Field(
+        default=Path("./var"),
+        description="Directory for the embedded database, inbound files and outbox.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "sqlite:///PATH or postgresql://user:pass@host:port/db; "
+            "default: SQLite under MONETISE_HOME."
+        ),
+    )
+    api_keys: Path | None = Field(
+        default=None,
+        description="File of API keys and roles; default: $MONETISE_HOME/api-keys.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    smtp_url: str | None = None
+    kafka_bootstrap: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite files under the home directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'db' / 'monetise.sqlite3').as_posix()}"
+
+    @property
+    def api_keys_file(self) -> Path:
+        return self.api_keys or self.home / "api-keys"

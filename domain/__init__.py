@@ -1,0 +1,1 @@
+"""The pure domain of monetise: aggregates, value objects and rules (no I/O)."""

@@ -1,0 +1,1 @@
+"""The business-configuration catalogue: event and action configuration, templates."""
