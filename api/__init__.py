@@ -1,0 +1,1 @@
+"""Every way into monetise: the HTTP API, the command line and AgentView."""

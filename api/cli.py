@@ -1,0 +1,228 @@
+"""The ``monetise`` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from api.keys import KeyFileError, KeyRing, write_new_key_file
+from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
+from application.platform import Platform
+from application.settings import Settings
+from domain.catalogue.fields import CatalogueRejected
+
+app = typer.Typer(
+    help="monetise: event-sourced customer care and billing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+catalogue_app = typer.Typer(
+    help="Import, export and inspect the catalogue.", no_args_is_help=True
+)
+app.add_typer(catalogue_app, name="catalogue")
+
+Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
+Actor = Annotated[str | None, typer.Option(help="Who makes the change (audit)")]
+
+
+def _settings(home: Path | None = None) -> Settings:
+    return Settings(home=home) if home else Settings()
+
+
+def _actor(actor: str | None) -> str:
+    return actor or f"cli:{getpass.getuser()}"
+
+
+def demo_catalogue() -> Any:
+    """The demo catalogue shipped with monetise."""
+    text = (
+        resources.files("application.demo")
+        .joinpath("catalogue.yaml")
+        .read_text(encoding="utf-8")
+    )
+    return yaml.safe_load(text)
+
+
+def _load_document(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror}")
+    try:
+        # YAML is a superset of JSON: one reader serves both.
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        _fail(f"{path} is neither YAML nor JSON: {error}")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _report_rejection(error: CatalogueRejected) -> None:
+    typer.secho(
+        f"Refused: {len(error.problems)} problem(s); nothing was applied.",
+        fg=typer.colors.RED,
+        err=True,
+    )
+    for problem in error.problems:
+        typer.echo(f"  {problem.path or '(document)'}: {problem.message}", err=True)
+    raise typer.Exit(2)
+
+
+def _keys(settings: Settings, *, create: bool) -> KeyRing:
+    path = settings.api_keys_file
+    if not path.exists() and create:
+        keys = write_new_key_file(path)
+        typer.echo(f"Created API keys in {path}:")
+        for role, key in keys.items():
+            typer.echo(f"  {role:8} {key}")
+    try:
+        return KeyRing.from_file(path)
+    except KeyFileError as error:
+        _fail(f"{error}. Set MONETISE_API_KEYS or run 'monetise up' once.")
+        raise
+
+
+def _serve(settings: Settings, platform: Platform, keys: KeyRing) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(platform, keys),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def up(
+    home: Home = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+    demo: Annotated[bool, typer.Option(help="Import the demo catalogue")] = True,
+) -> None:
+    """Start the whole platform on this machine (SQLite under ./var by default)."""
+    settings = _settings(home)
+    if port:
+        settings.port = port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    keys = _keys(settings, create=True)
+    platform = Platform(settings)
+    if demo:
+        counts = platform.catalogue.import_document(demo_catalogue(), "demo")
+        typer.echo(f"Demo catalogue: {counts['events']} change(s) recorded.")
+    typer.echo(
+        f"API on http://{settings.host}:{settings.port} "
+        f"(database: {platform.database.backend}, home: {settings.home})"
+    )
+    _serve(settings, platform, keys)
+
+
+@app.command()
+def serve(
+    home: Home = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port")] = None,
+) -> None:
+    """Serve the HTTP API only."""
+    settings = _settings(home)
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    _serve(settings, Platform(settings), _keys(settings, create=False))
+
+
+@catalogue_app.command("import")
+def catalogue_import(
+    file: Annotated[Path, typer.Argument(help="Catalogue document (YAML or JSON)")],
+    prune: Annotated[
+        bool, typer.Option(help="Deactivate items missing from the document")
+    ] = False,
+    actor: Actor = None,
+    home: Home = None,
+) -> None:
+    """Import a catalogue document, all or nothing (a repeat records nothing)."""
+    document = _load_document(file)
+    with _catalogue(home) as catalogue:
+        try:
+            counts = catalogue.import_document(document, _actor(actor), prune=prune)
+        except CatalogueRejected as error:
+            _report_rejection(error)
+    typer.echo(
+        ", ".join(f"{v} {k}" for k, v in counts.items() if k != "events")
+        + f" ({counts['events']} event(s) recorded)"
+    )
+
+
+@catalogue_app.command("export")
+def catalogue_export(
+    format: Annotated[str, typer.Option(help="yaml or json")] = "yaml",
+    output: Annotated[Path | None, typer.Option(help="Write to this file")] = None,
+    home: Home = None,
+) -> None:
+    """Print the whole catalogue as one document."""
+    with _catalogue(home) as catalogue:
+        document = catalogue.export_document()
+    text = (
+        json.dumps(document, indent=2) + "\n"
+        if format == "json"
+        else yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    )
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@catalogue_app.command("history")
+def catalogue_history(
+    kind: Annotated[str, typer.Argument(help="e.g. action-codes, event-codes")],
+    code: Annotated[
+        list[str], typer.Argument(help="the code (event codes: TYPE CODE)")
+    ],
+    home: Home = None,
+) -> None:
+    """Every change of one item: version, time, actor, what changed."""
+    with _catalogue(home) as catalogue:
+        try:
+            changes = catalogue.history(kind, " ".join(code))
+        except (ItemNotFound, UnknownKind) as error:
+            _fail(str(error))
+    for change in changes:
+        what = ", ".join(change.get("fields", [])) or change.get("reason", "")
+        typer.echo(
+            f"v{change['version']:<5} {change['at']}  {change['actor']:<16} "
+            f"{change['change']:<12} {what}"
+        )
+
+
+class _catalogue:
+    """Opens the catalogue for one command and closes the database after it."""
+
+    def __init__(self, home: Path | None):
+        self.platform = Platform(_settings(home))
+
+    def __enter__(self) -> CatalogueService:
+        return self.platform.catalogue
+
+    def __exit__(self, *_: object) -> None:
+        self.platform.close()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command side of monetise: eventsourcing Applications and process managers."""

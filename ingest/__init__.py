@@ -1,0 +1,1 @@
+"""Usage ingestion: inbound-directory daemons, decryption, transformations, schemas."""

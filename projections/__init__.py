@@ -1,0 +1,1 @@
+"""Read models built from the notification logs, tracked in the same transaction."""

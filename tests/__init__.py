@@ -1,0 +1,1 @@
+"""The monetise test suite."""

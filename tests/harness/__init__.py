@@ -1,0 +1,1 @@
+"""Real servers (Kafka-protocol broker, SMTP) that the test session starts."""
