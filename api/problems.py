@@ -102,5 +102,5 @@ def install(app: FastAPI) -> None:
             title,
             str(exc.detail),
             slug=title.lower().replace(" ", "-"),
-            headers=exc.headers,
+            headers=dict(exc.headers) if exc.headers else None,
         )
