@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?"
     r"(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
-    r"(?:(?P<seconds>\d+)S)?)?$"
+    r"(?:(?P<seconds>\d+)S)?)?\Z"
 )
 
 
@@ -35,7 +35,7 @@ class Duration:
 
 def parse_duration(text: str) -> Duration:
     """Parse an ISO 8601 duration; raise ``ValueError`` with a readable reason."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(
             f"{text!r} is not an ISO 8601 duration such as P3D, PT12H or P1M"

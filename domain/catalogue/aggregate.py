@@ -152,6 +152,8 @@ class Catalogue(Aggregate):
         problems = list(problems)
         seen: dict[tuple[Kind, str], str] = {}
         for entry in incoming:
+            if not _readable(entry.item.key):
+                continue
             where = seen.get((entry.kind, entry.item.key))
             if where is not None:
                 problems.append(

@@ -180,13 +180,12 @@ def parse_item(kind: Kind, raw: object, path: str, problems: list[Problem]) -> I
 
 
 def _levels(reader: Reader, default: tuple[str, ...] | None) -> tuple[str, ...]:
+    raw = reader.raw.get("levels")
     entries = reader.items("levels", required=default is None)
     if not entries:
-        if default is None:
-            return ()
-        if "levels" in reader.raw:
+        if isinstance(raw, list):  # present but empty; other shapes are reported
             reader.fail(join(reader.path, "levels"), "must name at least one level")
-        return default
+        return default or ()
     levels = []
     for path, value in entries:
         if value not in LEVELS:
@@ -301,6 +300,10 @@ def _parse_schedule(r: Reader) -> Schedule:
     s = Reader(raw, path, r.problems)
     s.reject_unknown(["mode", "offset", "time"])
     mode = s.text("mode", default="immediate", choices=SCHEDULE_MODES)
+    # A field of another mode would be silently ignored: refuse it instead.
+    for extra, owner in (("offset", "after"), ("time", "at")):
+        if extra in raw and mode != owner:
+            s.fail(join(path, extra), f"only allowed with mode {owner}")
     if mode == "after":
         offset = s.text("offset")
         if offset:
@@ -323,12 +326,6 @@ def _parse_schedule(r: Reader) -> Schedule:
                 if moment.tzinfo is None:
                     s.fail(join(path, "time"), "must carry a time zone, e.g. Z")
         return Schedule(mode=mode, time=time)
-    for extra in ("offset", "time"):
-        if extra in raw:
-            s.fail(
-                join(path, extra),
-                f"only allowed with mode {'after' if extra == 'offset' else 'at'}",
-            )
     return Schedule(mode=mode)
 
 

@@ -145,7 +145,8 @@ def _check_event_code(items: Items, code: EventCode, at: str) -> list[Problem]:
                     f"action code {default.action} is not in the catalogue",
                 )
             )
-        elif levels and not levels & set(action.levels):
+        elif levels - set(action.levels):
+            # The event's actions run wherever it is raised: every level counts.
             problems.append(
                 Problem(
                     join(path, "action"),
@@ -215,6 +216,8 @@ def _check_action_code(items: Items, action: ActionCode, at: str) -> list[Proble
         ]
     problems = []
     where = join(at, "parameters")
+    if action_type.handler not in _PARAMETERS:  # reported where it was read
+        return []
     required, optional = _PARAMETERS[action_type.handler]
     for name in required:
         if name not in action.parameters:

@@ -244,7 +244,8 @@ def test_a_template_code_of_another_format_is_refused_naming_the_rule() -> None:
     assert reading_problems(document) == [
         Problem(
             "templates[0].code",
-            "'warn-sms' is not valid: 1 to 16 upper-case letters, digits or underscores",
+            "'warn-sms' is not valid: "
+            "1 to 16 upper-case letters, digits or underscores",
         )
     ]
 
