@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 
 from api import problems
 from api.keys import KeyRing
-from api.routes import catalogue
+from api.routes import care, catalogue
 from application.platform import Platform
 
 VERSION = "0.1.0"
@@ -29,6 +29,7 @@ def create_app(platform: Platform, keys: KeyRing) -> FastAPI:
     app.state.keys = keys
     problems.install(app)
     app.include_router(catalogue.router)
+    app.include_router(care.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and storage check")
     def health(request: Request) -> dict[str, Any]:

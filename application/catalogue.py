@@ -19,6 +19,7 @@ from domain.catalogue.aggregate import (
 from domain.catalogue.document import read_document, read_entry, write_document
 from domain.catalogue.fields import CatalogueRejected, Problem
 from domain.catalogue.items import Kind
+from domain.raising import CatalogueView
 
 T = TypeVar("T")
 
@@ -46,7 +47,35 @@ class CatalogueService(Application[UUID]):
     name = "catalogue"
     snapshotting_intervals = {Catalogue: 50}
 
+    def __init__(self, env: Mapping[str, str] | None = None):
+        super().__init__(env)
+        self._view: tuple[int, CatalogueView] | None = None
+
     # --- reading -----------------------------------------------------------
+
+    def view(self) -> CatalogueView:
+        """The catalogue as raising needs it, parsed once per catalogue version.
+
+        One cheap query per call checks for newer catalogue events, so a code
+        deactivated a moment ago is already refused.
+        """
+        cached = self._view
+        if cached is not None:
+            newer = list(self.events.get(CATALOGUE_ID, gt=cached[0], limit=1))
+            if not newer:
+                return cached[1]
+        catalogue = self.catalogue()
+        view = CatalogueView(
+            items=catalogue.items(),
+            active=frozenset(
+                (kind, key)
+                for kind, entries in catalogue.entries.items()
+                for key, entry in entries.items()
+                if entry["active"]
+            ),
+        )
+        self._view = (catalogue.version, view)
+        return view
 
     def catalogue(self) -> Catalogue:
         """The catalogue as it is now (an empty one before the first change)."""

@@ -2,23 +2,83 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from application.catalogue import CatalogueService
+from application.channels import Channels
+from application.clock import Clock, SystemClock
+from application.customer_care import CustomerCare
+from application.dispatcher import ActionDispatcher, Backoff
+from application.network import NetworkSimulator
 from application.persistence import Database, database
 from application.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.views import Views
 
 
 class Platform:
     """The running set of applications for one database (built lazily)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Clock | None = None):
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
         self.database: Database = database(settings)
 
     @cached_property
     def catalogue(self) -> CatalogueService:
         return CatalogueService(env=self.env_for(CatalogueService.name))
+
+    @cached_property
+    def care(self) -> CustomerCare:
+        env = self.env_for(CustomerCare.name)
+        env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
+        return CustomerCare(env, catalogue=self.catalogue, clock=self.clock)
+
+    @cached_property
+    def views(self) -> Views:
+        from projections.views import Views  # read side: loaded when first asked
+
+        return Views(self.care, self.database)
+
+    @cached_property
+    def network(self) -> NetworkSimulator:
+        rules_file = self.settings.home / "network-simulator.yaml"
+        rules = (NetworkSimulator.rules_from_file(rules_file)
+                 if rules_file.exists() else ())
+        return NetworkSimulator(self.database, rules=rules)
+
+    @cached_property
+    def channels(self) -> Channels:
+        return Channels(self.settings.home, self.settings.smtp_url)
+
+    @cached_property
+    def dispatcher(self) -> ActionDispatcher:
+        return ActionDispatcher(
+            self.care, self.views.actioned_items, self.views.catch_up, self.network,
+            self.channels, self.clock,
+            backoff=Backoff(base=timedelta(seconds=self.settings.retry_base_seconds)),
+        )
+
+    def work(self, limit: int = 500) -> int:
+        """One round of background work; returns how much was done."""
+        done = self.care.process_pending(limit)
+        done += self.dispatcher.dispatch_due(limit)
+        done += self.dispatcher.collect_responses(limit)
+        return done
+
+    def work_until_idle(self, max_rounds: int = 1000) -> int:
+        """Work until nothing is left to do now (tests, seeding, the CLI)."""
+        total = 0
+        for _ in range(max_rounds):
+            done = self.work()
+            if not done:
+                self.views.catch_up()
+                return total
+            total += done
+        raise RuntimeError(f"still busy after {max_rounds} rounds")
 
     def env_for(self, name: str) -> dict[str, str]:
         env = self.database.eventsourcing_env(name)
@@ -29,5 +89,6 @@ class Platform:
         return env
 
     def close(self) -> None:
-        if "catalogue" in self.__dict__:
-            self.catalogue.close()
+        for name in ("views", "network", "care", "catalogue"):
+            if name in self.__dict__:
+                self.__dict__[name].close()

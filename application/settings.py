@@ -30,8 +30,14 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
-    smtp_url: str | None = None
+    smtp_url: str | None = Field(
+        default=None, description="smtp://host:port for e-mail; else the outbox."
+    )
     kafka_bootstrap: str | None = None
+    retry_base_seconds: float = Field(
+        default=30.0,
+        description="First retry delay of a failed action; doubles each attempt.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,0 +1,673 @@
+"""Customers, accounts, subscriptions and the workflow processor.
+
+``CustomerCare`` is the command side for agents (register, open, create, raise,
+resolve…) and, as a process application that follows its own notification log,
+the workflow processor: it turns raised, extended and resolved workflow events
+into actioned items and linked events, a batch of notifications per save.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.system import ProcessApplication
+from eventsourcing.utils import get_topic
+
+from application.catalogue import CatalogueService
+from application.clock import Clock, SystemClock
+from domain.account import Account, ActionNotApplicable
+from domain.customer import Customer
+from domain.numbers import MsisdnInUse, NumberAllocation, allocation_id
+from domain.raising import (
+    INTERNAL_HANDLERS,
+    RaisePlan,
+    RaiseRefused,
+    due_time,
+    manual_action,
+    plan_raise,
+    resolve_action,
+)
+from domain.subscription import ACTIVE, PAYMENT_TYPES, PENDING, Subscription
+from domain.workflow import (
+    MAX_LINK_DEPTH,
+    ManualActionAdded,
+    WorkflowEventRaised,
+    WorkflowEventResolved,
+    WorkflowLog,
+)
+
+T = TypeVar("T")
+Owner = Account | Subscription
+
+MSISDN = re.compile(r"[1-9]\d{5,14}")
+IMSI = re.compile(r"\d{14,15}")
+CURRENCY = re.compile(r"[A-Z]{3}")
+ACCOUNT_TYPE = re.compile(r"[A-Z0-9]{3,4}")
+LANGUAGE = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
+_RETRIES = 20
+PROCESSED_TOPICS = [
+    get_topic(cls)
+    for cls in (WorkflowEventRaised, ManualActionAdded, WorkflowEventResolved)
+]
+
+
+class InvalidRequest(ValueError):
+    """A field of a command is invalid (HTTP 422): ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(Exception):
+    """The request is understood but the current state refuses it (HTTP 409)."""
+
+
+class CustomerCare(ProcessApplication[UUID]):
+    """Agents' commands and the workflow processor, over one event store."""
+
+    name = "customer_care"
+    snapshotting_intervals = {Subscription: 100, Account: 100}
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        catalogue: CatalogueService,
+        clock: Clock | None = None,
+    ):
+        super().__init__(env)
+        self.catalogue = catalogue
+        self.clock: Clock = clock or SystemClock()
+
+    # --- customers, accounts, subscriptions --------------------------------
+
+    def register_customer(
+        self,
+        *,
+        name: str,
+        email: str = "",
+        phone: str = "",
+        language: str = "en",
+        address: str = "",
+        actor: str,
+    ) -> UUID:
+        if not name.strip():
+            raise InvalidRequest("name", "must not be empty")
+        if email and "@" not in email:
+            raise InvalidRequest("email", f"{email!r} is not an e-mail address")
+        if not LANGUAGE.fullmatch(language):
+            raise InvalidRequest("language", f"{language!r} is not a language code")
+        customer = Customer(
+            name=name.strip(),
+            email=email,
+            phone=phone,
+            language=language,
+            address=address,
+            registered_by=actor,
+        )
+        self.save(customer)
+        return customer.id
+
+    def open_account(
+        self,
+        *,
+        customer_id: UUID,
+        account_type: str = "CONS",
+        bill_cycle_day: int = 1,
+        currency: str = "GBP",
+        number: str = "",
+        actor: str,
+    ) -> UUID:
+        self._get(customer_id, Customer, "customer_id")
+        if not ACCOUNT_TYPE.fullmatch(account_type):
+            raise InvalidRequest(
+                "account_type",
+                f"{account_type!r} is not 3 to 4 upper-case letters or digits",
+            )
+        if not 1 <= bill_cycle_day <= 28:
+            raise InvalidRequest("bill_cycle_day", "must be between 1 and 28")
+        if not CURRENCY.fullmatch(currency):
+            raise InvalidRequest("currency", f"{currency!r} is not an ISO 4217 code")
+        account = Account(
+            customer_id=customer_id,
+            number=number or f"A{uuid4().hex[:10].upper()}",
+            account_type=account_type,
+            bill_cycle_day=bill_cycle_day,
+            currency=currency,
+            opened_by=actor,
+        )
+        self.save(account)
+        return account.id
+
+    def create_subscription(
+        self,
+        *,
+        account_id: UUID,
+        msisdn: str,
+        imsi: str = "",
+        payment_type: str = "postpaid",
+        rate_plan: str = "STD",
+        status: str = PENDING,
+        actor: str,
+    ) -> UUID:
+        account: Account = self._get(account_id, Account, "account_id")
+        if not MSISDN.fullmatch(msisdn):
+            raise InvalidRequest(
+                "msisdn",
+                f"{msisdn!r} is not an MSISDN (6 to 15 "
+                "digits in international format, no +)",
+            )
+        if imsi and not IMSI.fullmatch(imsi):
+            raise InvalidRequest("imsi", f"{imsi!r} is not an IMSI (14 or 15 digits)")
+        if payment_type not in PAYMENT_TYPES:
+            raise InvalidRequest(
+                "payment_type",
+                f"{payment_type!r} is not one of: " + ", ".join(PAYMENT_TYPES),
+            )
+        if status not in (PENDING, ACTIVE):
+            raise InvalidRequest("status", "a new subscription is pending or active")
+
+        def create() -> UUID:
+            subscription = Subscription(
+                account_id=account_id,
+                customer_id=account.customer_id,
+                msisdn=msisdn,
+                imsi=imsi,
+                payment_type=payment_type,
+                rate_plan=rate_plan,
+                currency=account.currency,
+                status=status,
+                created_by=actor,
+            )
+            try:
+                allocation: NumberAllocation = self.repository.get(
+                    allocation_id(msisdn)
+                )
+            except AggregateNotFoundError:
+                allocation = NumberAllocation(
+                    msisdn=msisdn, subscription_id=subscription.id
+                )
+            else:
+                try:
+                    allocation.allocate(subscription.id)
+                except MsisdnInUse as error:
+                    raise Conflict(str(error)) from None
+            self.save(subscription, allocation)
+            return subscription.id
+
+        return self._retrying(create)
+
+    # --- reading the write model --------------------------------------------
+
+    def subscription(self, subscription_id: UUID) -> Subscription:
+        subscription: Subscription = self._get(
+            subscription_id, Subscription, "subscription_id"
+        )
+        return subscription
+
+    def account(self, account_id: UUID) -> Account:
+        account: Account = self._get(account_id, Account, "account_id")
+        return account
+
+    def customer(self, customer_id: UUID) -> Customer:
+        customer: Customer = self._get(customer_id, Customer, "customer_id")
+        return customer
+
+    def owner(self, owner_id: UUID) -> Owner:
+        aggregate = self._get(owner_id, object, "owner")
+        if not isinstance(aggregate, Account | Subscription):
+            raise NotFound(f"no account or subscription {owner_id}")
+        return aggregate
+
+    def template_fields(self, owner: Owner, item: dict[str, Any]) -> dict[str, Any]:
+        """What a communication template may show, as of now."""
+        subscription: dict[str, Any] = {}
+        if isinstance(owner, Subscription):
+            subscription = owner.fields()
+            account = self.account(owner.account_id)
+        else:
+            account = owner
+        wf = owner.workflow_events[item["workflow_event_id"]]
+        return {
+            "customer": self.customer(account.customer_id).fields(),
+            "account": account.fields(),
+            "subscription": subscription,
+            "event": {
+                "id": wf["id"], "type": wf["event_type"], "code": wf["event_code"],
+                "description": wf["description"], "note": wf.get("note", ""),
+                "raised_at": wf["raised_at"],
+            },
+            "action": {"code": item.get("action_code") or "",
+                       "description": item.get("description", ""),
+                       **item.get("parameters", {})},
+        }
+
+    def released_number(self, subscription: Subscription) -> NumberAllocation:
+        """The subscription's number allocation, released (to save with it)."""
+        allocation: NumberAllocation = self.repository.get(
+            allocation_id(subscription.msisdn)
+        )
+        allocation.release(subscription.id)
+        return allocation
+
+    # --- workflow commands (agents) ------------------------------------------
+
+    def raise_workflow_event(
+        self,
+        *,
+        owner_id: UUID,
+        level: str,
+        event_type: str,
+        event_code: str,
+        note: str = "",
+        manual_actions: Iterable[str] = (),
+        actor: str,
+        source: str = "agent",
+    ) -> UUID:
+        """Raise ``TYPE CODE`` on an account or subscription; returns its id."""
+        manual = list(manual_actions)
+        workflow_event_id = uuid4()
+
+        def raise_it() -> UUID:
+            owner = self.owner(owner_id)
+            if level != owner.LEVEL:
+                raise NotFound(f"no {level} {owner_id}")
+            try:
+                plan = plan_raise(
+                    self.catalogue.view(), level, event_type, event_code, manual
+                )
+            except RaiseRefused as error:
+                raise Conflict(str(error)) from None
+            self._refuse_inapplicable(owner, plan.actions)
+            self._record_raise(
+                owner,
+                workflow_event_id,
+                plan,
+                note=note,
+                source=source,
+                raised_by=actor,
+                initiating_event_id=None,
+                depth=0,
+            )
+            self.save(owner)
+            return workflow_event_id
+
+        return self._retrying(raise_it)
+
+    def add_manual_action(
+        self, *, owner_id: UUID, workflow_event_id: UUID, action_code: str, actor: str
+    ) -> None:
+        def add() -> None:
+            owner = self.owner(owner_id)
+            wf = self._open(owner, workflow_event_id)
+            try:
+                action = manual_action(self.catalogue.view(), owner.LEVEL, action_code)
+            except RaiseRefused as error:
+                raise Conflict(str(error)) from None
+            sequence = 10 + max((a["sequence"] for a in wf["actions"]), default=0)
+            resolved = resolve_action(
+                self.catalogue.view(), action, "raise", sequence, manual=True
+            )
+            self._refuse_inapplicable(owner, [resolved])
+            owner.add_manual_action(
+                workflow_event_id, resolved, actor, self.clock.now()
+            )
+            self.save(owner)
+
+        self._retrying(add)
+
+    def resolve_workflow_event(
+        self, *, owner_id: UUID, workflow_event_id: UUID, actor: str
+    ) -> None:
+        def resolve() -> None:
+            owner = self.owner(owner_id)
+            self._open(owner, workflow_event_id)
+            owner.resolve_workflow_event(workflow_event_id, actor, self.clock.now())
+            self.save(owner)
+
+        self._retrying(resolve)
+
+    def cancel_workflow_event(
+        self, *, owner_id: UUID, workflow_event_id: UUID, actor: str, reason: str = ""
+    ) -> list[str]:
+        def cancel() -> list[str]:
+            owner = self.owner(owner_id)
+            self._open(owner, workflow_event_id)
+            cancelled = owner.cancel_workflow_event(
+                workflow_event_id, actor, self.clock.now(), reason or "cancelled"
+            )
+            self.save(owner)
+            return cancelled
+
+        return self._retrying(cancel)
+
+    def retry_item(self, *, owner_id: UUID, item_id: str, actor: str) -> None:
+        self._item_command(
+            owner_id, item_id, lambda o: o.retry_item(item_id, actor, self.clock.now())
+        )
+
+    def cancel_item(
+        self, *, owner_id: UUID, item_id: str, actor: str, reason: str = ""
+    ) -> None:
+        self._item_command(
+            owner_id,
+            item_id,
+            lambda o: o.cancel_item(
+                item_id, actor, self.clock.now(), reason or "cancelled by " + actor
+            ),
+        )
+
+    def complete_external_item(
+        self, *, owner_id: UUID, item_id: str, actor: str, note: str = ""
+    ) -> None:
+        """An external system (or agent) reports an external action as done."""
+
+        def complete(owner: Owner) -> None:
+            item = owner.actioned_item(item_id)
+            if item["handler"] != "external":
+                raise Conflict(
+                    f"only external actions are completed by hand; this "
+                    f"one is run by the {item['handler']} handler"
+                )
+            owner.complete_item(
+                item_id,
+                self.clock.now(),
+                f"completed by {actor}" + (f": {note}" if note else ""),
+            )
+
+        self._item_command(owner_id, item_id, complete)
+
+    # --- the workflow processor ----------------------------------------------
+
+    def process_pending(self, limit: int = 500) -> int:
+        """Process up to ``limit`` new workflow notifications in one save.
+
+        Returns how many were processed. New events and the tracking position
+        commit together; a concurrent write to one of the aggregates makes the
+        whole batch start again from the stored position.
+        """
+        for _ in range(_RETRIES):
+            start = (self.recorder.max_tracking_id(self.name) or 0) + 1
+            notifications = self.recorder.select_notifications(
+                start=start, limit=limit, topics=PROCESSED_TOPICS
+            )
+            if not notifications:
+                return 0
+            unit = _UnitOfWork(self)
+            for notification in notifications:
+                self._process(self.mapper.to_domain_event(notification), unit)
+            processing = ProcessingEvent[UUID](
+                Tracking(self.name, notifications[-1].id)
+            )
+            processing.collect_events(*unit.aggregates.values())
+            try:
+                self._record(processing)
+            except IntegrityError:
+                continue
+            self._take_snapshots(processing)
+            return len(notifications)
+        raise RuntimeError("workflow processor kept colliding with other writers")
+
+    def _process(self, event: Any, unit: _UnitOfWork) -> None:
+        owner = unit.get(event.originator_id)
+        now = self.clock.now()
+        if isinstance(event, WorkflowEventRaised):
+            wf = owner.workflow_event(event.workflow_event_id)
+            items = self._items(
+                event.workflow_event_id,
+                "raise",
+                wf["actions"],
+                wf["communications"],
+                "raise",
+                event.raised_at,
+            )
+            owner.create_actioned_items(event.workflow_event_id, "raise", items, now)
+        elif isinstance(event, ManualActionAdded):
+            items = self._items(
+                event.workflow_event_id,
+                "manual",
+                [event.action],
+                [],
+                "raise",
+                event.added_at,
+                salt=str(event.originator_version),
+            )
+            owner.create_actioned_items(event.workflow_event_id, "manual", items, now)
+        elif isinstance(event, WorkflowEventResolved):
+            wf = owner.workflow_event(event.workflow_event_id)
+            items = self._items(
+                event.workflow_event_id,
+                "resolve",
+                wf["actions"],
+                wf["communications"],
+                "resolve",
+                event.resolved_at,
+            )
+            owner.create_actioned_items(event.workflow_event_id, "resolve", items, now)
+            for link in sorted(wf["linked_events"], key=lambda x: x["sequence"]):
+                self._raise_linked(owner, wf, link, now)
+
+    def _raise_linked(
+        self, owner: Owner, wf: dict[str, Any], link: dict[str, Any], now: datetime
+    ) -> None:
+        initiating = UUID(wf["id"])
+        if wf["depth"] + 1 > MAX_LINK_DEPTH:
+            owner.refuse_linked_event(
+                initiating,
+                link["type"],
+                link["code"],
+                f"linked events are more than {MAX_LINK_DEPTH} levels deep",
+                now,
+            )
+            return
+        try:
+            plan = plan_raise(
+                self.catalogue.view(), owner.LEVEL, link["type"], link["code"], []
+            )
+            self._refuse_inapplicable(owner, plan.actions)
+        except (RaiseRefused, Conflict) as error:
+            owner.refuse_linked_event(
+                initiating, link["type"], link["code"], str(error), now
+            )
+            return
+        linked_id = uuid5(
+            initiating, f"linked:{link['type']} {link['code']}:{link['sequence']}"
+        )
+        self._record_raise(
+            owner,
+            linked_id,
+            plan,
+            note="",
+            source="linked",
+            raised_by="system",
+            initiating_event_id=initiating,
+            depth=wf["depth"] + 1,
+        )
+
+    def _items(
+        self,
+        workflow_event_id: UUID,
+        stage: str,
+        actions: list[dict[str, Any]],
+        communications: list[dict[str, Any]],
+        when: str,
+        base: datetime,
+        salt: str = "",
+    ) -> list[dict[str, Any]]:
+        """One actioned item per action and communication of ``when``, in order."""
+        items = []
+        for action in sorted(actions, key=lambda a: a["sequence"]):
+            if action["when"] != when:
+                continue
+            items.append(
+                {
+                    "item_id": str(
+                        uuid5(
+                            workflow_event_id,
+                            f"{stage}:{salt}:"
+                            f"{action['sequence']}:{action['action_code']}",
+                        )
+                    ),
+                    "kind": "action",
+                    "when": when,
+                    "sequence": action["sequence"],
+                    "action_code": action["action_code"],
+                    "action_type": action["action_type"],
+                    "handler": action["handler"],
+                    "description": action["description"],
+                    "parameters": action["parameters"],
+                    "channel": None,
+                    "template": None,
+                    "due_at": due_time(action["schedule"], base),
+                    "max_attempts": action["max_attempts"],
+                    "ignore_network_errors": action["ignore_network_errors"],
+                }
+            )
+        for index, communication in enumerate(communications):
+            if communication["when"] != when:
+                continue
+            template = communication["template"]
+            items.append(
+                {
+                    "item_id": str(
+                        uuid5(workflow_event_id, f"{stage}:{salt}:comm:{index}")
+                    ),
+                    "kind": "communication",
+                    "when": when,
+                    "sequence": 1_000_000 + index,
+                    "action_code": None,
+                    "action_type": None,
+                    "handler": "communication",
+                    "description": f"{communication['channel']} {template['code']}",
+                    "parameters": {},
+                    "channel": communication["channel"],
+                    "template": template,
+                    "due_at": base,
+                    "max_attempts": 3,
+                    "ignore_network_errors": False,
+                }
+            )
+        return items
+
+    # --- helpers -------------------------------------------------------------
+
+    def _record_raise(
+        self,
+        owner: Owner,
+        workflow_event_id: UUID,
+        plan: RaisePlan,
+        *,
+        note: str,
+        source: str,
+        raised_by: str,
+        initiating_event_id: UUID | None,
+        depth: int,
+    ) -> None:
+        owner.raise_workflow_event(
+            workflow_event_id=workflow_event_id,
+            event_type=plan.event_type,
+            event_code=plan.event_code,
+            description=plan.description,
+            note=note,
+            source=source,
+            raised_by=raised_by,
+            raised_at=self.clock.now(),
+            initiating_event_id=initiating_event_id,
+            depth=depth,
+            auto_resolve=plan.auto_resolve,
+            actions=plan.actions,
+            communications=plan.communications,
+            linked_events=plan.linked_events,
+            skipped_actions=plan.skipped_actions,
+        )
+
+    @staticmethod
+    def _refuse_inapplicable(owner: Owner, actions: list[dict[str, Any]]) -> None:
+        for action in actions:
+            if action["handler"] in INTERNAL_HANDLERS and action["when"] == "raise":
+                reason = owner.why_not(action["handler"], action["parameters"])
+                if reason:
+                    raise Conflict(f"{action['action_code']}: {reason}")
+
+    @staticmethod
+    def _open(owner: WorkflowLog, workflow_event_id: UUID) -> dict[str, Any]:
+        try:
+            return owner.open_workflow_event(workflow_event_id)
+        except LookupError as error:
+            raise NotFound(str(error)) from None
+        except Exception as error:
+            raise Conflict(str(error)) from None
+
+    def _item_command(
+        self, owner_id: UUID, item_id: str, command: Callable[[Owner], None]
+    ) -> None:
+        def run() -> None:
+            owner = self.owner(owner_id)
+            try:
+                owner.actioned_item(item_id)
+                command(owner)
+            except LookupError as error:
+                raise NotFound(str(error)) from None
+            except (Conflict, NotFound):
+                raise
+            except Exception as error:
+                if type(error).__name__ == "WorkflowError":
+                    raise Conflict(str(error)) from None
+                raise
+            self.save(owner)
+
+        self._retrying(run)
+
+    def _get(self, aggregate_id: UUID, kind: type[Any], field: str) -> Any:
+        try:
+            aggregate: Any = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {field.removesuffix('_id')} {aggregate_id}") from None
+        if kind is not object and not isinstance(aggregate, kind):
+            raise NotFound(f"no {field.removesuffix('_id')} {aggregate_id}")
+        return aggregate
+
+    def _retrying(self, command: Callable[[], T]) -> T:
+        """Run a command again when another writer changed the aggregate first."""
+        for attempt in range(_RETRIES):
+            try:
+                return command()
+            except IntegrityError:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+class _UnitOfWork:
+    """The aggregates one processor batch changes, loaded once each."""
+
+    def __init__(self, app: CustomerCare):
+        self.app = app
+        self.aggregates: dict[UUID, Owner] = {}
+
+    def get(self, aggregate_id: UUID) -> Owner:
+        owner = self.aggregates.get(aggregate_id)
+        if owner is None:
+            owner = self.app.owner(aggregate_id)
+            self.aggregates[aggregate_id] = owner
+        return owner
+
+
+__all__ = [
+    "ActionNotApplicable",
+    "Conflict",
+    "CustomerCare",
+    "InvalidRequest",
+    "NotFound",
+]

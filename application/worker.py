@@ -1,0 +1,45 @@
+"""The background worker: workflow processor, read models and action dispatcher."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from application.platform import Platform
+
+log = logging.getLogger("monetise.worker")
+
+
+class Worker:
+    """Runs the platform's background work in a thread until stopped."""
+
+    def __init__(self, platform: Platform, idle_interval: float = 0.2):
+        self.platform = platform
+        self.idle_interval = idle_interval
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="monetise-worker",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        """Work until stopped; settle interrupted items first."""
+        self.platform.dispatcher.recover()
+        while not self.stopping.is_set():
+            try:
+                done = self.platform.work()
+                self.platform.views.catch_up()
+            except Exception:
+                # One bad round must not stop every later one; it is logged
+                # with its traceback and tried again after a pause.
+                log.exception("background work failed; trying again")
+                done = 0
+            if not done:
+                self.stopping.wait(self.idle_interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,271 @@
+"""The view database: transactions over SQLite or PostgreSQL in one SQL dialect.
+
+Projections write ``?`` placeholders and portable SQL (``INSERT … ON CONFLICT …
+DO UPDATE`` works on SQLite 3.24+ and PostgreSQL); this module translates for
+psycopg. Times are stored as fixed-width ISO-8601 UTC text on both backends, so
+that comparing and ordering them as text is comparing and ordering the times.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from application.persistence import Database
+
+Row = dict[str, Any]
+IN_CHUNK = 500  # keys per IN (…) list: well inside every backend's parameter limit
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A time as fixed-width ISO-8601 UTC text (microseconds always present).
+
+    Fixed width matters: ``isoformat()`` drops zero microseconds, and then text
+    order would no longer be time order.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # the domain records UTC; be lenient
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@functools.lru_cache(maxsize=1024)
+def _to_psycopg(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _sqlite_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:
+    return dict(zip([d[0] for d in cursor.description], values, strict=True))
+
+
+class Transaction:
+    """One database transaction of the view database, in the ``?`` dialect."""
+
+    def __init__(self, cursor: Any, backend: str):
+        self._cursor = cursor
+        self.backend = backend
+        self._pg = backend == "postgres"
+        # Row locks exist only on PostgreSQL; SQLite write transactions
+        # (BEGIN IMMEDIATE) already hold the whole database's write lock.
+        self.for_update = " FOR UPDATE" if self._pg else ""
+
+    def _sql(self, sql: str) -> str:
+        return _to_psycopg(sql) if self._pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self._cursor.execute(self._sql(sql), params)
+        return list(self._cursor.fetchall())
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self._cursor.execute(self._sql(sql), params)
+        row = self._cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    def select_in(self, table: str, column: str, keys: Iterable[str]) -> list[Row]:
+        """Every row of ``table`` whose ``column`` is one of ``keys``."""
+        keys = list(keys)
+        rows: list[Row] = []
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows += self.fetchall(
+                f"SELECT * FROM {table} WHERE {column} IN ({marks})",  # noqa: S608
+                chunk,
+            )
+        return rows
+
+    def lock(self, name: str) -> None:
+        """Serialise this transaction with others that lock the same name.
+
+        PostgreSQL: a transaction-scoped advisory lock (DDL of two processes
+        creating the same tables at once would otherwise collide in the
+        catalogue). SQLite: nothing to do, a write transaction is exclusive.
+        """
+        if self._pg:
+            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+            self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+class ViewDatabase:
+    """Where read models live: a SQLite file beside the events, or PostgreSQL.
+
+    SQLite: one connection per thread (a connection must not be shared by
+    threads in the middle of a transaction), WAL so that readers never wait
+    for the writer, ``BEGIN IMMEDIATE`` for write transactions so that two
+    writers queue on the busy timeout instead of failing on lock upgrade.
+    PostgreSQL: a small connection pool on the events' database; view tables
+    live in the default schema, their names start with ``view_``.
+    """
+
+    def __init__(self, database: Database, pool_size: int = 8):
+        self.backend = database.backend
+        self._closed = False
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._pool: Any = None
+        if self.backend == "sqlite":
+            self.path = database.sqlite_file("views")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            from psycopg.conninfo import make_conninfo
+            from psycopg.rows import dict_row
+            from psycopg_pool import ConnectionPool
+
+            conninfo = make_conninfo(
+                host=database.host,
+                port=database.port,
+                user=database.user,
+                password=database.password,
+                dbname=database.dbname,
+                connect_timeout=10,
+                application_name="monetise-views",
+            )
+            self._pool = ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                name="monetise-views",
+                open=True,
+            )
+
+    # --- transactions -------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        """A transaction: committed when the block ends, rolled back on error."""
+        if self._closed:
+            raise RuntimeError("the view database is closed")
+        if self.backend == "sqlite":
+            with self._sqlite_transaction(write) as tx:
+                yield tx
+        else:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor() as cursor,
+            ):
+                yield Transaction(cursor, self.backend)
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A read transaction: one consistent snapshot for several queries."""
+        return self.transaction(write=False)
+
+    @contextmanager
+    def _sqlite_transaction(self, write: bool) -> Iterator[Transaction]:
+        conn = self._sqlite_connection()
+        cursor = conn.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Transaction(cursor, self.backend)
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cursor.close()
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: the module must not open transactions behind
+            # our back; check_same_thread=False only so that close() can close
+            # every thread's connection.
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.row_factory = _sqlite_row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            # NORMAL is safe from corruption in WAL mode; a power cut can only
+            # lose the last commits, and positions are committed with their rows
+            # so the view then simply catches up again.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection (of every thread) and the pool."""
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        if self._pool is not None:
+            self._pool.close()
+
+
+@dataclass(frozen=True)
+class Table:
+    """A view table: its columns, key and indexes, and the SQL derived from them.
+
+    Types are the portable ones (TEXT, INTEGER, BIGINT) so that one declaration
+    serves both backends.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @functools.cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    def create(self, tx: Transaction) -> None:
+        columns = ", ".join(f"{name} {kind}" for name, kind in self.columns)
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.name} "
+            f"({columns}, PRIMARY KEY ({', '.join(self.key)}))"
+        )
+        for index in self.indexes:
+            tx.execute(
+                f"CREATE INDEX IF NOT EXISTS {self.name}_{'_'.join(index)} "
+                f"ON {self.name} ({', '.join(index)})"
+            )
+
+    def drop(self, tx: Transaction) -> None:
+        tx.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+    @functools.cached_property
+    def insert_sql(self) -> str:
+        marks = ",".join("?" * len(self.columns))
+        return (
+            f"INSERT INTO {self.name} ({', '.join(self.column_names)}) "  # noqa: S608
+            f"VALUES ({marks})"
+        )
+
+    @functools.cached_property
+    def upsert_sql(self) -> str:
+        updates = ", ".join(
+            f"{name} = excluded.{name}"
+            for name in self.column_names
+            if name not in self.key
+        )
+        return (
+            f"{self.insert_sql} ON CONFLICT ({', '.join(self.key)}) "
+            f"DO UPDATE SET {updates}"
+        )
+
+    def values(self, row: Row) -> tuple[Any, ...]:
+        return tuple(row[name] for name in self.column_names)

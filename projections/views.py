@@ -1,0 +1,75 @@
+"""The read models of the customer-care application, behind one facade."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from eventsourcing.application import Application
+
+from application.persistence import Database
+from projections.customers import AccountsView, CustomersView, SubscriptionsView
+from projections.runner import Projection, ProjectionRunner, catch_up_together, poll
+from projections.store import ViewDatabase
+from projections.workflow import ActionedItemsView, WorkflowEventsView
+
+
+class UnknownProjection(LookupError):
+    """No projection of that name."""
+
+
+class Views:
+    """Every read model of one application, sharing one view database.
+
+    The query methods live on ``actioned_items``, ``workflow_events``,
+    ``subscriptions``, ``accounts`` and ``customers``; they return plain dicts
+    with JSON-friendly values (ids and times as strings, money as strings).
+    """
+
+    def __init__(self, app: Application[Any], database: Database, pool_size: int = 8):
+        self.app = app
+        self.db = ViewDatabase(database, pool_size)
+        self.actioned_items = ActionedItemsView(self.db)
+        self.workflow_events = WorkflowEventsView(self.db, items=self.actioned_items)
+        self.subscriptions = SubscriptionsView(self.db)
+        self.accounts = AccountsView(self.db)
+        self.customers = CustomersView(self.db)
+        self.projections: tuple[Projection, ...] = (
+            self.actioned_items,
+            self.workflow_events,
+            self.subscriptions,
+            self.accounts,
+            self.customers,
+        )
+        self.runners = {
+            p.name: ProjectionRunner(app, p, self.db) for p in self.projections
+        }
+
+    def runner(self, name: str) -> ProjectionRunner:
+        """The runner of a projection, by its name with or without the version."""
+        for full_name, runner in self.runners.items():
+            if name in (full_name, full_name.rsplit("_v", 1)[0]):
+                return runner
+        raise UnknownProjection(
+            f"no projection {name!r}; there are {', '.join(self.runners)}"
+        )
+
+    def catch_up(self, batch: int = 1000) -> int:
+        """Bring every view up to date; returns the number of events applied."""
+        return catch_up_together(self.app, list(self.runners.values()), batch)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Position and lag of each projection, by name."""
+        return {name: runner.status() for name, runner in self.runners.items()}
+
+    def rebuild(self, name: str | None = None, batch: int = 1000) -> int:
+        """Rebuild one projection (or all) from the events; returns events applied."""
+        runners = [self.runner(name)] if name else list(self.runners.values())
+        return sum(runner.rebuild(batch) for runner in runners)
+
+    def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
+        """Keep every view up to date until ``stop`` is set (a worker thread)."""
+        poll(self.catch_up, stop, interval)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,200 @@
+"""The workflow engine end to end on SQLite and PostgreSQL: raise → items → done."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from application.customer_care import Conflict
+from application.network import SimulatorRule
+from application.platform import Platform
+from tests.application.workflow_fixtures import Operator, operator  # noqa: F401
+
+
+def statuses(event: dict) -> list[str]:
+    return [item["status"] for item in event["items"]]
+
+
+def test_a_data_bar_is_applied_and_removed(operator: Operator) -> None:
+    line = operator.new_line()
+
+    barred = operator.raise_on(line, "BFEA DBAR", note="customer asked")
+    operator.settle()
+    after_bar = operator.subscription(line)
+    unbarred = operator.raise_on(line, "BFEA DUNB")
+    operator.settle()
+
+    bar_event = operator.event(barred)
+    assert bar_event["status"] == "resolved"
+    assert [i["action_code"] for i in bar_event["items"] if i["kind"] == "action"] \
+        == ["DBARA"]
+    assert set(statuses(bar_event)) == {"completed"}
+    assert after_bar["bars"] == ["DATA"]
+    assert operator.event(unbarred)["status"] == "resolved"
+    assert operator.subscription(line)["bars"] == []
+
+
+def test_a_top_up_after_three_days_waits_for_the_clock(operator: Operator) -> None:
+    line = operator.new_line(payment_type="prepaid")
+
+    top_up = operator.raise_on(line, "TOPU SCHD")
+    operator.settle()
+    operator.later(timedelta(days=2, hours=23))
+    waiting = operator.event(top_up)
+    operator.later(timedelta(hours=1))
+
+    assert statuses(waiting) == ["awaiting"]
+    assert operator.event(top_up)["status"] == "resolved"
+    assert operator.subscription(line)["prepaid_balance"] == "10.00"
+
+
+def test_a_scheduled_top_up_survives_a_worker_restart(operator: Operator) -> None:
+    line = operator.new_line(payment_type="prepaid")
+    top_up = operator.raise_on(line, "TOPU SCHD")
+    operator.settle()
+    settings, clock = operator.platform.settings, operator.clock
+    operator.platform.close()
+
+    restarted = Platform(settings, clock=clock)
+    try:
+        clock.advance(timedelta(days=3))
+        restarted.work_until_idle()
+        restarted.views.catch_up()
+        event = restarted.views.workflow_events.get(str(top_up))
+        subscription = restarted.views.subscriptions.get(str(line.subscription_id))
+    finally:
+        restarted.close()
+
+    assert event is not None and event["status"] == "resolved"
+    assert subscription is not None and subscription["prepaid_balance"] == "10.00"
+
+
+def test_a_new_connection_welcomes_the_customer_by_sms(operator: Operator) -> None:
+    line = operator.new_line(status="pending")
+
+    connection = operator.raise_on(line, "CONN NEW")
+    operator.settle()
+
+    event = operator.event(connection)
+    assert event["status"] == "resolved"
+    assert operator.subscription(line)["status"] == "active"
+    [welcome] = event["linked_events"]
+    welcome_event = operator.event(welcome["id"])
+    assert (welcome_event["event_type"], welcome_event["event_code"]) == (
+        "CONN", "WELC")
+    assert welcome_event["source"] == "linked"
+    assert welcome_event["initiating_event_id"] == str(connection)
+    sms_items = [i for i in welcome_event["items"] if i["channel"] == "sms"]
+    outbox = operator.platform.settings.home / "outbox" / "sms"
+    message = json.loads((outbox / f"{sms_items[0]['item_id']}.json").read_text())
+    assert message["content"] == (
+        f"Welcome to monetise mobile, Ada Lovelace! Your number is {line.msisdn}."
+    )
+    assert message["receiver"] == [{"phoneNumber": line.msisdn}] or \
+        message["receiver"] == {"phoneNumber": line.msisdn}
+
+
+def test_a_network_action_failing_twice_completes_on_the_third_attempt(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+    operator.platform.network.set_rules([
+        SimulatorRule(command="PORT_IN", msisdn=line.msisdn,
+                      outcomes=("error", "error", "success"),
+                      reason="donor operator busy"),
+    ])
+
+    port_in = operator.raise_on(line, "CONN PORT")
+    operator.settle()
+    first = operator.event(port_in)["items"][0]
+    operator.later(timedelta(minutes=1))
+    operator.later(timedelta(minutes=2))
+
+    assert (first["status"], first["attempts"]) == ("error", 1)
+    assert first["last_error"] == "donor operator busy"
+    item = operator.event(port_in)["items"][0]
+    assert (item["status"], item["attempts"]) == ("completed", 3)
+
+
+def test_a_network_action_that_always_fails_is_dead_then_retried_by_an_agent(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+    network = operator.platform.network
+    network.set_rules([SimulatorRule(command="PORT_IN", outcomes=("error",),
+                                     reason="number not portable")])
+    port_in = operator.raise_on(line, "CONN PORT")
+    operator.settle()
+    for minutes in (1, 2, 4, 8):
+        operator.later(timedelta(minutes=minutes))
+
+    dead = operator.platform.views.actioned_items.list(status="dead")
+    network.set_rules([])
+    operator.care.retry_item(owner_id=line.subscription_id,
+                             item_id=dead[0]["item_id"], actor="agent-2")
+    operator.settle()
+
+    assert [(i["action_code"], i["attempts"], i["last_error"]) for i in dead] == [
+        ("PORTIN", 5, "number not portable")]
+    item = operator.event(port_in)["items"][0]
+    assert item["status"] == "completed"
+    assert operator.event(port_in)["status"] == "resolved"
+
+
+def test_barring_a_disconnected_subscription_is_refused_and_nothing_recorded(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+    operator.care.raise_workflow_event(
+        owner_id=line.subscription_id, level="subscription", event_type="CRED",
+        event_code="DISC", actor="agent-1")
+    operator.later(timedelta(days=14))
+    assert operator.subscription(line)["status"] == "disconnected"
+    recorded = operator.care.subscription(line.subscription_id).version
+
+    with pytest.raises(Conflict, match="disconnected"):
+        operator.raise_on(line, "BFEA DBAR")
+
+    assert operator.care.subscription(line.subscription_id).version == recorded
+
+
+def test_the_msisdn_of_a_disconnected_subscription_can_be_reused(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+    with pytest.raises(Conflict, match=line.msisdn):
+        operator.care.create_subscription(account_id=line.account_id,
+                                          msisdn=line.msisdn, actor="agent-1")
+    operator.care.raise_workflow_event(
+        owner_id=line.subscription_id, level="subscription", event_type="CRED",
+        event_code="DISC", actor="agent-1")
+    operator.later(timedelta(days=14))
+
+    reused = operator.care.create_subscription(account_id=line.account_id,
+                                               msisdn=line.msisdn, actor="agent-1")
+    operator.platform.views.catch_up()
+
+    assert operator.platform.views.subscriptions.by_msisdn(line.msisdn)["id"] == str(
+        reused)
+
+
+def test_credit_control_warns_bars_then_disconnects_and_clearing_removes_bars(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+
+    operator.raise_on(line, "CRED WARN")
+    operator.settle()
+    operator.later(timedelta(days=7))
+    barred = operator.subscription(line)
+    operator.raise_on(line, "CRED CLR")
+    operator.settle()
+
+    assert barred["bars"] == ["OUTGOING"]
+    assert operator.subscription(line)["bars"] == []
+    sms = sorted((operator.platform.settings.home / "outbox" / "sms").glob("*.json"))
+    texts = [json.loads(p.read_text())["content"] for p in sms]
+    assert any("overdue" in text for text in texts)
+    assert any("barred" in text for text in texts)

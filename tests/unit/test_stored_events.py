@@ -1,0 +1,307 @@
+"""Every stored event keeps a stable topic and version, and survives storage."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, CanMutateAggregate
+from eventsourcing.utils import get_topic, resolve_topic
+
+import domain.workflow
+from domain.account import Account
+from domain.catalogue.aggregate import Catalogue
+from domain.customer import Customer
+from domain.numbers import NumberAllocation
+from domain.raising import manual_action, resolve_action
+from domain.subscription import PENDING, Subscription
+from domain.workflow import WORKFLOW_EVENT_CLASSES, WorkflowLog
+from tests.unit.test_event_topics import declared_by
+from tests.unit.test_raising import workflow_view
+from tests.unit.test_workflow_events import (
+    AGENT,
+    LATER,
+    create_items,
+    item_of,
+    raise_event,
+)
+
+AGGREGATES: tuple[type[Aggregate], ...] = (
+    Subscription,
+    Account,
+    Customer,
+    NumberAllocation,
+)
+
+
+def nested_event_classes(aggregate: type[Aggregate]) -> list[type]:
+    """The event classes an aggregate declares (as its metaclass re-made them)."""
+    return [
+        value
+        for name, value in vars(aggregate).items()
+        if isinstance(value, type)
+        and issubclass(value, CanMutateAggregate)
+        and name != "Event"  # the base class: never stored itself
+    ]
+
+
+def stored_event_classes(aggregate: type[Aggregate]) -> list[type]:
+    shared = list(WORKFLOW_EVENT_CLASSES) if issubclass(aggregate, WorkflowLog) else []
+    return nested_event_classes(aggregate) + shared
+
+
+def every_stored_event_class() -> list[type]:
+    classes: list[type] = []
+    for aggregate in AGGREGATES:
+        classes += [c for c in stored_event_classes(aggregate) if c not in classes]
+    return classes
+
+
+def in_memory_application() -> Application[Any]:
+    return Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+# --- a history using every command ----------------------------------------------------
+
+
+def subscription_with_every_kind_of_event() -> Subscription:
+    """A prepaid subscription's life, touching every event it can record.
+
+    Nothing is collected: the whole history is still pending, ready to save.
+    """
+    subscription = Subscription(
+        account_id=uuid4(),
+        customer_id=uuid4(),
+        msisdn="447700900123",
+        imsi="234150000000123",
+        payment_type="prepaid",
+        rate_plan="SIMO10",
+        currency="GBP",
+        status=PENDING,
+        created_by=AGENT,
+    )
+    new = raise_event(subscription, "CONN", "NEW", note="new line")
+    create_items(subscription, new)
+    provision = item_of(subscription, new, "PROV")
+    subscription.record_item_sent(provision, f"{provision}:1", LATER)
+    subscription.fail_item(provision, "busy", LATER, LATER + timedelta(minutes=1))
+    subscription.retry_item(provision, AGENT, LATER + timedelta(minutes=1))
+    subscription.record_item_sent(provision, f"{provision}:1b", LATER)
+    subscription.fail_item(provision, "subscriber exists", LATER, None)
+    subscription.cancel_item(provision, AGENT, LATER, "provisioned by hand")
+    subscription.run_internal_action(item_of(subscription, new, "CONNCT"), LATER)
+    subscription.refuse_linked_event(new, "CONN", "WELC", "template missing", LATER)
+
+    for event_type, event_code in (
+        ("BFEA", "DBAR"),
+        ("BFEA", "DUNB"),
+        ("SERV", "ADDO"),
+        ("SERV", "REMO"),
+    ):
+        workflow_event_id = raise_event(subscription, event_type, event_code)
+        [item_id] = create_items(subscription, workflow_event_id)
+        subscription.run_internal_action(item_id, LATER)
+
+    top_up = raise_event(subscription, "TOPU", "AIRT", manual=["TOP005"])
+    for item_id in create_items(subscription, top_up):
+        subscription.run_internal_action(item_id, LATER)
+
+    view = workflow_view()
+    hold = raise_event(subscription, "BFEA", "HOLD")
+    create_items(subscription, hold)
+    extra = resolve_action(
+        view, manual_action(view, "subscription", "ADD1GB"), "raise", 20, manual=True
+    )
+    subscription.add_manual_action(hold, extra, AGENT, LATER)
+    subscription.cancel_workflow_event(hold, AGENT, LATER, "raised by mistake")
+
+    disconnect = raise_event(subscription, "CRED", "DISC")
+    [item_id] = create_items(subscription, disconnect)
+    subscription.run_internal_action(item_id, LATER)
+    return subscription
+
+
+def account_with_every_kind_of_event() -> Account:
+    account = Account(
+        customer_id=uuid4(),
+        number="ACC-000123",
+        account_type="CONS",
+        bill_cycle_day=28,
+        currency="GBP",
+        opened_by=AGENT,
+    )
+    move = raise_event(account, "ACCT", "BUSN")
+    [item_id] = create_items(account, move)
+    account.run_internal_action(item_id, LATER)
+    create_items(account, move, "resolve")
+    return account
+
+
+def customer_with_every_kind_of_event() -> Customer:
+    customer = Customer(
+        name="Ada Lovelace",
+        email="ada@example.org",
+        phone="+447700900123",
+        language="en",
+        address="12 St James's Square, London",
+        registered_by=AGENT,
+    )
+    customer.change_contact_details({"email": "ada@example.com"}, AGENT)
+    return customer
+
+
+def allocation_with_every_kind_of_event() -> NumberAllocation:
+    first = uuid4()
+    allocation = NumberAllocation(msisdn="447700900123", subscription_id=first)
+    allocation.release(first)
+    allocation.allocate(uuid4())
+    return allocation
+
+
+# --- topics and versions ------------------------------------------------------------
+
+
+def test_the_shared_workflow_events_listed_are_all_the_module_declares() -> None:
+    declared = {
+        value
+        for value in vars(domain.workflow).values()
+        if isinstance(value, type)
+        and issubclass(value, CanMutateAggregate)
+        and value.__module__ == domain.workflow.__name__
+    }
+
+    assert declared == set(WORKFLOW_EVENT_CLASSES)
+    assert len(WORKFLOW_EVENT_CLASSES) == 12
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "history"),
+    [
+        (Subscription, subscription_with_every_kind_of_event),
+        (Account, account_with_every_kind_of_event),
+        (Customer, customer_with_every_kind_of_event),
+        (NumberAllocation, allocation_with_every_kind_of_event),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+def test_every_event_recorded_is_of_a_known_stored_class(
+    aggregate: type[Aggregate], history: Any
+) -> None:
+    recorded = {type(event) for event in history().collect_events()}
+
+    assert recorded <= set(stored_event_classes(aggregate))
+    assert set(nested_event_classes(aggregate)) <= recorded
+
+
+def test_a_subscription_history_records_every_shared_workflow_event() -> None:
+    history = subscription_with_every_kind_of_event().collect_events()
+
+    recorded = {type(event) for event in history}
+
+    assert set(WORKFLOW_EVENT_CLASSES) <= recorded
+
+
+def test_every_stored_event_class_declares_its_own_monetise_topic() -> None:
+    for cls in every_stored_event_class():
+        owner = declared_by(cls, "TOPIC")
+        topic = vars(owner)["TOPIC"]
+
+        assert owner.__qualname__ == cls.__qualname__, cls
+        assert topic.startswith("monetise."), cls
+        assert topic.endswith(f":{cls.__qualname__}"), cls
+
+
+def test_every_stored_event_class_declares_its_own_integer_class_version() -> None:
+    for cls in every_stored_event_class():
+        owner = declared_by(cls, "class_version")
+
+        assert owner.__qualname__ == cls.__qualname__, cls
+        assert type(vars(owner)["class_version"]) is int, cls
+
+
+def test_every_aggregate_declares_its_own_monetise_topic_and_version() -> None:
+    for aggregate in (*AGGREGATES, Catalogue):
+        assert vars(aggregate)["TOPIC"].startswith("monetise."), aggregate
+        assert type(vars(aggregate)["class_version"]) is int, aggregate
+
+
+def test_topics_are_unique_across_the_whole_domain() -> None:
+    catalogue_events = nested_event_classes(Catalogue)
+    classes = [*AGGREGATES, Catalogue, *every_stored_event_class(), *catalogue_events]
+
+    topics = [cls.TOPIC for cls in classes]  # type: ignore[attr-defined]
+
+    assert len(topics) == len(set(topics))
+
+
+def test_every_topic_resolves_to_its_class() -> None:
+    for cls in (*AGGREGATES, *every_stored_event_class()):
+        topic = cls.TOPIC  # type: ignore[attr-defined]
+
+        assert resolve_topic(topic) is cls, topic
+        assert get_topic(cls) == topic, cls
+
+
+# --- storing and reading back ------------------------------------------------------
+
+
+def test_a_subscription_with_its_workflow_reads_back_as_it_was_saved() -> None:
+    subscription = subscription_with_every_kind_of_event()
+    application = in_memory_application()
+
+    application.save(subscription)
+    stored = application.repository.get(subscription.id)
+
+    assert stored.version == subscription.version
+    assert stored.workflow_events == subscription.workflow_events
+    assert stored.actioned_items == subscription.actioned_items
+    assert stored.bars == subscription.bars
+    assert stored.services == subscription.services
+    assert stored.status == subscription.status == "disconnected"
+    assert stored.prepaid_balance == subscription.prepaid_balance == Decimal("10.05")
+    assert isinstance(stored.prepaid_balance, Decimal)
+
+
+def test_datetimes_and_decimals_inside_the_workflow_read_back_as_such() -> None:
+    subscription = subscription_with_every_kind_of_event()
+    application = in_memory_application()
+    application.save(subscription)
+
+    stored = application.repository.get(subscription.id)
+
+    for item_id, item in subscription.actioned_items.items():
+        assert type(stored.actioned_items[item_id]["due_at"]) is type(item["due_at"])
+    for wf in stored.workflow_events.values():
+        assert wf["raised_at"].tzinfo is not None
+    topped_up = [
+        e
+        for e in application.repository.event_store.get(subscription.id)
+        if type(e).__name__ == "ToppedUp"
+    ]
+    assert [e.balance for e in topped_up] == [Decimal("10.00"), Decimal("10.05")]
+
+
+@pytest.mark.parametrize(
+    "history",
+    [
+        account_with_every_kind_of_event,
+        customer_with_every_kind_of_event,
+        allocation_with_every_kind_of_event,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_accounts_customers_and_allocations_read_back_as_they_were_saved(
+    history: Any,
+) -> None:
+    aggregate = history()
+    application = in_memory_application()
+
+    application.save(aggregate)
+    stored = application.repository.get(aggregate.id)
+
+    assert stored.version == aggregate.version
+    assert vars(stored) == vars(aggregate)
