@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from api import cli_care
 from api.keys import KeyFileError, KeyRing, write_new_key_file
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
 from application.platform import Platform
@@ -27,6 +28,7 @@ catalogue_app = typer.Typer(
     help="Import, export and inspect the catalogue.", no_args_is_help=True
 )
 app.add_typer(catalogue_app, name="catalogue")
+cli_care.register(app)
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
 Actor = Annotated[str | None, typer.Option(help="Who makes the change (audit)")]

@@ -244,13 +244,18 @@ class CustomerCare(ProcessApplication[UUID]):
             "account": account.fields(),
             "subscription": subscription,
             "event": {
-                "id": wf["id"], "type": wf["event_type"], "code": wf["event_code"],
-                "description": wf["description"], "note": wf.get("note", ""),
+                "id": wf["id"],
+                "type": wf["event_type"],
+                "code": wf["event_code"],
+                "description": wf["description"],
+                "note": wf.get("note", ""),
                 "raised_at": wf["raised_at"],
             },
-            "action": {"code": item.get("action_code") or "",
-                       "description": item.get("description", ""),
-                       **item.get("parameters", {})},
+            "action": {
+                "code": item.get("action_code") or "",
+                "description": item.get("description", ""),
+                **item.get("parameters", {}),
+            },
         }
 
     def released_number(self, subscription: Subscription) -> NumberAllocation:

@@ -106,9 +106,9 @@ class ActionDispatcher:
             if handler in INTERNAL_HANDLERS:
                 extras += self._run_internal(owner, item, now)
             else:
-                attempt = owner.record_item_sent(
-                    item["item_id"], self._request_id(item), now
-                )
+                # Unique per send, even after an agent's retry resets attempts.
+                request_id = f"{item['item_id']}:{owner.version + 1}"
+                attempt = owner.record_item_sent(item["item_id"], request_id, now)
                 outgoing.append((owner, item, attempt))
         # Sent is durable before anything leaves: at most once per attempt.
         if not self._save([*owners.values(), *extras]):
@@ -282,10 +282,6 @@ class ActionDispatcher:
         )
 
     # --- helpers -------------------------------------------------------------
-
-    @staticmethod
-    def _request_id(item: dict[str, Any]) -> str:
-        return f"{item['item_id']}:{int(item['attempts']) + 1}"
 
     def _owners(self, rows: Iterable[dict[str, Any]]) -> dict[str, Owner]:
         return {

@@ -46,8 +46,9 @@ class Platform:
     @cached_property
     def network(self) -> NetworkSimulator:
         rules_file = self.settings.home / "network-simulator.yaml"
-        rules = (NetworkSimulator.rules_from_file(rules_file)
-                 if rules_file.exists() else ())
+        rules = (
+            NetworkSimulator.rules_from_file(rules_file) if rules_file.exists() else ()
+        )
         return NetworkSimulator(self.database, rules=rules)
 
     @cached_property
@@ -57,8 +58,12 @@ class Platform:
     @cached_property
     def dispatcher(self) -> ActionDispatcher:
         return ActionDispatcher(
-            self.care, self.views.actioned_items, self.views.catch_up, self.network,
-            self.channels, self.clock,
+            self.care,
+            self.views.actioned_items,
+            self.views.catch_up,
+            self.network,
+            self.channels,
+            self.clock,
             backoff=Backoff(base=timedelta(seconds=self.settings.retry_base_seconds)),
         )
 

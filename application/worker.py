@@ -20,8 +20,9 @@ class Worker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="monetise-worker",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.run, name="monetise-worker", daemon=True
+        )
         self._thread.start()
 
     def run(self) -> None:

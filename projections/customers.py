@@ -11,9 +11,8 @@ from domain.account import Account
 from domain.customer import Customer
 from domain.subscription import ACTIVE, DISCONNECTED, Subscription
 from projections.runner import Batch, BatchRows, Projection, topics_of
-from projections.store import Row, Table, Transaction, utc_text
+from projections.store import Row, Rows, Table, Transaction, utc_text
 
-Rows = list[dict[str, Any]]
 Change = Callable[[Row, Any], None]
 
 COMMON_COLUMNS = (
@@ -28,7 +27,7 @@ class AggregateView(Projection):
 
     Subclasses give the row of the ``Created`` event (``new_row``) and what
     each later event changes (``changes``); a batch loads the rows it touches
-    with one query and writes them back with one ``executemany``.
+    with one query and writes them back with one batched write.
     """
 
     table: ClassVar[Table]

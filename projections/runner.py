@@ -82,7 +82,7 @@ class Projection:
 class BatchRows:
     """The rows of one view table that a batch touches, kept in memory.
 
-    One query loads them and one ``executemany`` writes them back, instead of a
+    One query loads them and one batched write stores them, instead of a
     read and a write per event; several events on one row become one write.
     """
 
@@ -112,9 +112,8 @@ class BatchRows:
         self._dirty[row[self.key]] = None
 
     def flush(self) -> None:
-        self.tx.executemany(
-            self.table.upsert_sql,
-            [self.table.values(self.rows[key]) for key in self._dirty],
+        self.table.write(
+            self.tx, [self.table.values(self.rows[key]) for key in self._dirty]
         )
         self._dirty.clear()
 
@@ -154,9 +153,7 @@ class ProjectionRunner:
             if tx.fetchone(POSITION_SQL, (self.name,)) is None:
                 # No tracking row, so no rows of this version: whatever an
                 # older version left in tables of the same name must go.
-                self.projection.drop(tx)
-                self.projection.create(tx)
-                tx.execute(TRACKING.insert_sql, (self.name, 0))
+                self._start_again(tx)
         self._ready = True
 
     def position(self) -> int:
@@ -198,17 +195,25 @@ class ProjectionRunner:
     def rebuild(self, batch: int = 1000) -> int:
         """Drop the view's tables, recreate them and catch up from zero."""
         with self.lock:
+            self.reset()
+            return self.catch_up(batch)
+
+    def reset(self) -> None:
+        """Drop the view's tables and recreate them empty, at position 0."""
+        with self.lock:
             with self.views.transaction() as tx:
                 tx.lock(SETUP_LOCK)
                 TRACKING.create(tx)
                 # A runner elsewhere that is applying a batch finishes first.
                 tx.fetchone(POSITION_SQL + tx.for_update, (self.name,))
-                self.projection.drop(tx)
-                self.projection.create(tx)
-                tx.execute(TRACKING.upsert_sql, (self.name, 0))
+                self._start_again(tx)
             self._ready = True
             self._seen = self._scanned = 0
-            return self.catch_up(batch)
+
+    def _start_again(self, tx: Transaction) -> None:
+        self.projection.drop(tx)
+        self.projection.create(tx)
+        tx.execute(TRACKING.upsert_sql, (self.name, 0))
 
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
         """Catch up every ``interval`` seconds until ``stop`` is set."""
@@ -225,7 +230,12 @@ class ProjectionRunner:
         with self.views.transaction() as tx:
             row = tx.fetchone(POSITION_SQL + tx.for_update, (self.name,))
             locked = int(row["position"]) if row else 0
-            if locked < self._seen:
+            if row is None:
+                # The tracking row was deleted by hand: the rows cannot be
+                # trusted, start the view again as setup() would.
+                self._start_again(tx)
+                seen, todo = 0, None
+            elif locked < self._seen:
                 seen, todo = locked, None
             else:
                 # Another runner may have applied part of the prefetch already.
@@ -291,7 +301,8 @@ def catch_up_together(
             again = full
             for runner, start in starts.items():
                 events = _events(app, notifications, runner, start, decoded)
-                done = runner._apply(events)
+                # Nothing of this view in the chunk: no need to take its lock.
+                done = runner._apply(events) if events else 0
                 if done is None:
                     again = True
                     continue

@@ -9,9 +9,10 @@ from eventsourcing.application import Application
 
 from application.persistence import Database
 from projections.customers import AccountsView, CustomersView, SubscriptionsView
+from projections.history import WorkflowEventsView
+from projections.queue import ActionedItemsView
 from projections.runner import Projection, ProjectionRunner, catch_up_together, poll
 from projections.store import ViewDatabase
-from projections.workflow import ActionedItemsView, WorkflowEventsView
 
 
 class UnknownProjection(LookupError):
@@ -44,6 +45,9 @@ class Views:
         self.runners = {
             p.name: ProjectionRunner(app, p, self.db) for p in self.projections
         }
+        # Queries may come before the first catch-up: the tables must exist.
+        for runner in self.runners.values():
+            runner.setup()
 
     def runner(self, name: str) -> ProjectionRunner:
         """The runner of a projection, by its name with or without the version."""
@@ -65,7 +69,10 @@ class Views:
     def rebuild(self, name: str | None = None, batch: int = 1000) -> int:
         """Rebuild one projection (or all) from the events; returns events applied."""
         runners = [self.runner(name)] if name else list(self.runners.values())
-        return sum(runner.rebuild(batch) for runner in runners)
+        for runner in runners:
+            runner.reset()
+        # Together, so that each event is read and decoded once for all views.
+        return catch_up_together(self.app, runners, batch)
 
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
         """Keep every view up to date until ``stop`` is set (a worker thread)."""

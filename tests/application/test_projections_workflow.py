@@ -538,9 +538,7 @@ def test_workflow_events_show_their_status_items_and_linked_events(
     e4 = events.get(ids["e4"])
     assert e4 is not None
     assert e4["status"] == "open"
-    assert [linked["workflow_event_id"] for linked in e4["linked_events"]] == [
-        ids["e5"]
-    ]
+    assert [linked["id"] for linked in e4["linked_events"]] == [ids["e5"]]
     e5 = events.get(ids["e5"])
     assert e5 is not None
     assert (e5["initiating_event_id"], e5["depth"], e5["source"]) == (
@@ -781,3 +779,79 @@ def test_two_runners_catching_up_at_once_apply_each_event_once(
     assert len({(row["position"], row["seq"]) for row in history}) == len(history)
     views.rebuild()
     assert dump(views) == concurrent
+
+
+def test_a_runner_overtaken_between_reading_the_log_and_locking_applies_nothing(
+    story: Story, views: Views, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_app = open_app(db)
+    other = Views(other_app, db)
+    runner = views.runner("actioned_items")
+    apply = runner._apply
+    overtaken: list[int] = []
+
+    def overtake(events: Any) -> Any:
+        # The other process catches up after this runner read the log.
+        if not overtaken:
+            overtaken.append(other.runner("actioned_items").catch_up())
+        return apply(events)
+
+    monkeypatch.setattr(runner, "_apply", overtake)
+    try:
+        assert runner.catch_up() == 0
+    finally:
+        other.close()
+        other_app.close()
+
+    queue_events = relevant(story.app, runner.projection.topics)
+    assert overtaken == [len(queue_events)]
+    assert runner.position() == queue_events[-1]
+    assert views.actioned_items.counts()["completed"] == 6
+
+
+def test_a_batch_that_fails_leaves_neither_rows_nor_position_behind(
+    story: Story, views: Views, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = views.actioned_items
+    process_batch = queue.process_batch
+
+    def crash(tx: Any, events: Any) -> None:
+        process_batch(tx, events)  # rows written, then the process dies
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(queue, "process_batch", crash)
+    with pytest.raises(RuntimeError):
+        views.runner("actioned_items").catch_up()
+
+    assert views.runner("actioned_items").position() == 0
+    assert queue.counts() == {}
+    monkeypatch.undo()
+    assert views.runner("actioned_items").catch_up() > 0
+    assert sum(queue.counts().values()) == 17
+
+
+def emails(views: Views) -> list[str]:
+    return [customer["email"] for customer in views.customers.list()]
+
+
+def test_a_polling_worker_keeps_the_views_up_to_date(
+    app: CustomerCareLog, views: Views
+) -> None:
+    story = Story(app)
+    stop = threading.Event()
+    worker = threading.Thread(target=views.run_forever, args=(stop, 0.02))
+    worker.start()
+    try:
+        story.part_one()
+        story.part_two()
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        # The contact change is the last event saved.
+        while emails(views) != ["ada@lovelace.example"]:
+            assert datetime.now(UTC) < deadline, "the worker did not catch up"
+            stop.wait(0.02)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+    assert all(s["up_to_date"] for s in views.status().values())
+    assert sum(views.actioned_items.counts().values()) == 17

@@ -10,7 +10,7 @@ import pytest
 from application.customer_care import Conflict
 from application.network import SimulatorRule
 from application.platform import Platform
-from tests.application.workflow_fixtures import Operator, operator  # noqa: F401
+from tests.application.workflow_fixtures import Operator
 
 
 def statuses(event: dict) -> list[str]:
@@ -28,8 +28,9 @@ def test_a_data_bar_is_applied_and_removed(operator: Operator) -> None:
 
     bar_event = operator.event(barred)
     assert bar_event["status"] == "resolved"
-    assert [i["action_code"] for i in bar_event["items"] if i["kind"] == "action"] \
-        == ["DBARA"]
+    assert [i["action_code"] for i in bar_event["items"] if i["kind"] == "action"] == [
+        "DBARA"
+    ]
     assert set(statuses(bar_event)) == {"completed"}
     assert after_bar["bars"] == ["DATA"]
     assert operator.event(unbarred)["status"] == "resolved"
@@ -83,7 +84,9 @@ def test_a_new_connection_welcomes_the_customer_by_sms(operator: Operator) -> No
     [welcome] = event["linked_events"]
     welcome_event = operator.event(welcome["id"])
     assert (welcome_event["event_type"], welcome_event["event_code"]) == (
-        "CONN", "WELC")
+        "CONN",
+        "WELC",
+    )
     assert welcome_event["source"] == "linked"
     assert welcome_event["initiating_event_id"] == str(connection)
     sms_items = [i for i in welcome_event["items"] if i["channel"] == "sms"]
@@ -92,19 +95,25 @@ def test_a_new_connection_welcomes_the_customer_by_sms(operator: Operator) -> No
     assert message["content"] == (
         f"Welcome to monetise mobile, Ada Lovelace! Your number is {line.msisdn}."
     )
-    assert message["receiver"] == [{"phoneNumber": line.msisdn}] or \
-        message["receiver"] == {"phoneNumber": line.msisdn}
+    assert message["receiver"] == [{"phoneNumber": line.msisdn}] or message[
+        "receiver"
+    ] == {"phoneNumber": line.msisdn}
 
 
 def test_a_network_action_failing_twice_completes_on_the_third_attempt(
     operator: Operator,
 ) -> None:
     line = operator.new_line()
-    operator.platform.network.set_rules([
-        SimulatorRule(command="PORT_IN", msisdn=line.msisdn,
-                      outcomes=("error", "error", "success"),
-                      reason="donor operator busy"),
-    ])
+    operator.platform.network.set_rules(
+        [
+            SimulatorRule(
+                command="PORT_IN",
+                msisdn=line.msisdn,
+                outcomes=("error", "error", "success"),
+                reason="donor operator busy",
+            ),
+        ]
+    )
 
     port_in = operator.raise_on(line, "CONN PORT")
     operator.settle()
@@ -123,8 +132,13 @@ def test_a_network_action_that_always_fails_is_dead_then_retried_by_an_agent(
 ) -> None:
     line = operator.new_line()
     network = operator.platform.network
-    network.set_rules([SimulatorRule(command="PORT_IN", outcomes=("error",),
-                                     reason="number not portable")])
+    network.set_rules(
+        [
+            SimulatorRule(
+                command="PORT_IN", outcomes=("error",), reason="number not portable"
+            )
+        ]
+    )
     port_in = operator.raise_on(line, "CONN PORT")
     operator.settle()
     for minutes in (1, 2, 4, 8):
@@ -132,12 +146,14 @@ def test_a_network_action_that_always_fails_is_dead_then_retried_by_an_agent(
 
     dead = operator.platform.views.actioned_items.list(status="dead")
     network.set_rules([])
-    operator.care.retry_item(owner_id=line.subscription_id,
-                             item_id=dead[0]["item_id"], actor="agent-2")
+    operator.care.retry_item(
+        owner_id=line.subscription_id, item_id=dead[0]["item_id"], actor="agent-2"
+    )
     operator.settle()
 
     assert [(i["action_code"], i["attempts"], i["last_error"]) for i in dead] == [
-        ("PORTIN", 5, "number not portable")]
+        ("PORTIN", 5, "number not portable")
+    ]
     item = operator.event(port_in)["items"][0]
     assert item["status"] == "completed"
     assert operator.event(port_in)["status"] == "resolved"
@@ -148,8 +164,12 @@ def test_barring_a_disconnected_subscription_is_refused_and_nothing_recorded(
 ) -> None:
     line = operator.new_line()
     operator.care.raise_workflow_event(
-        owner_id=line.subscription_id, level="subscription", event_type="CRED",
-        event_code="DISC", actor="agent-1")
+        owner_id=line.subscription_id,
+        level="subscription",
+        event_type="CRED",
+        event_code="DISC",
+        actor="agent-1",
+    )
     operator.later(timedelta(days=14))
     assert operator.subscription(line)["status"] == "disconnected"
     recorded = operator.care.subscription(line.subscription_id).version
@@ -165,19 +185,26 @@ def test_the_msisdn_of_a_disconnected_subscription_can_be_reused(
 ) -> None:
     line = operator.new_line()
     with pytest.raises(Conflict, match=line.msisdn):
-        operator.care.create_subscription(account_id=line.account_id,
-                                          msisdn=line.msisdn, actor="agent-1")
+        operator.care.create_subscription(
+            account_id=line.account_id, msisdn=line.msisdn, actor="agent-1"
+        )
     operator.care.raise_workflow_event(
-        owner_id=line.subscription_id, level="subscription", event_type="CRED",
-        event_code="DISC", actor="agent-1")
+        owner_id=line.subscription_id,
+        level="subscription",
+        event_type="CRED",
+        event_code="DISC",
+        actor="agent-1",
+    )
     operator.later(timedelta(days=14))
 
-    reused = operator.care.create_subscription(account_id=line.account_id,
-                                               msisdn=line.msisdn, actor="agent-1")
+    reused = operator.care.create_subscription(
+        account_id=line.account_id, msisdn=line.msisdn, actor="agent-1"
+    )
     operator.platform.views.catch_up()
 
     assert operator.platform.views.subscriptions.by_msisdn(line.msisdn)["id"] == str(
-        reused)
+        reused
+    )
 
 
 def test_credit_control_warns_bars_then_disconnects_and_clearing_removes_bars(

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import pytest
-
 from api.cli import demo_catalogue
 from application.clock import ManualClock
 from application.platform import Platform
@@ -34,26 +32,41 @@ class Operator:
         self.care = platform.care
         self._numbers = iter(range(447700900100, 447700999999))
 
-    def new_line(self, *, payment_type: str = "postpaid", status: str = "active",
-                 email: str = "ada@example.com") -> Line:
+    def new_line(
+        self,
+        *,
+        payment_type: str = "postpaid",
+        status: str = "active",
+        email: str = "ada@example.com",
+    ) -> Line:
         customer_id = self.care.register_customer(
-            name="Ada Lovelace", email=email, phone="447700900001",
-            address="12 Analytical Row, London", actor="agent-1",
+            name="Ada Lovelace",
+            email=email,
+            phone="447700900001",
+            address="12 Analytical Row, London",
+            actor="agent-1",
         )
         account_id = self.care.open_account(customer_id=customer_id, actor="agent-1")
         msisdn = str(next(self._numbers))
         subscription_id = self.care.create_subscription(
-            account_id=account_id, msisdn=msisdn, payment_type=payment_type,
-            status=status, actor="agent-1",
+            account_id=account_id,
+            msisdn=msisdn,
+            payment_type=payment_type,
+            status=status,
+            actor="agent-1",
         )
         return Line(customer_id, account_id, subscription_id, msisdn)
 
     def raise_on(self, line: Line, event: str, *manual: str, note: str = "") -> UUID:
         event_type, event_code = event.split()
         return self.care.raise_workflow_event(
-            owner_id=line.subscription_id, level="subscription",
-            event_type=event_type, event_code=event_code, note=note,
-            manual_actions=manual, actor="agent-1",
+            owner_id=line.subscription_id,
+            level="subscription",
+            event_type=event_type,
+            event_code=event_code,
+            note=note,
+            manual_actions=manual,
+            actor="agent-1",
         )
 
     def settle(self) -> None:
@@ -85,9 +98,3 @@ def operator_for(settings: Settings) -> Iterator[Operator]:
         yield Operator(platform, clock)
     finally:
         platform.close()
-
-
-@pytest.fixture
-def operator(settings: Settings) -> Iterator[Operator]:
-    settings.retry_base_seconds = 60
-    yield from operator_for(settings)
