@@ -15,8 +15,10 @@ import yaml
 from api import cli_care
 from api.keys import KeyFileError, KeyRing, write_new_key_file
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
+from application.demo import seed as seeding
 from application.platform import Platform
 from application.settings import Settings
+from application.worker import Worker
 from domain.catalogue.fields import CatalogueRejected
 
 app = typer.Typer(
@@ -119,15 +121,42 @@ def up(
         settings.port = port
     settings.home.mkdir(parents=True, exist_ok=True)
     keys = _keys(settings, create=True)
+    if demo:
+        seeding.write_simulator_rules(settings.home)
     platform = Platform(settings)
     if demo:
         counts = platform.catalogue.import_document(demo_catalogue(), "demo")
         typer.echo(f"Demo catalogue: {counts['events']} change(s) recorded.")
+        if seeding.seed(platform):
+            typer.echo("Demo customers, subscriptions and workflow events created.")
+    background = Worker(platform)
+    background.start()
     typer.echo(
         f"API on http://{settings.host}:{settings.port} "
         f"(database: {platform.database.backend}, home: {settings.home})"
     )
-    _serve(settings, platform, keys)
+    try:
+        _serve(settings, platform, keys)
+    finally:
+        background.stop()
+        platform.close()
+
+
+@app.command()
+def worker(home: Home = None) -> None:
+    """Run the background work alone: workflow processor, read models, dispatcher."""
+    settings = _settings(home)
+    platform = Platform(settings)
+    background = Worker(platform)
+    typer.echo(
+        f"Worker running (database: {platform.database.backend}); Ctrl-C stops it."
+    )
+    try:
+        background.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        platform.close()
 
 
 @app.command()

@@ -310,6 +310,55 @@ class CustomerCare(ProcessApplication[UUID]):
 
         return self._retrying(raise_it)
 
+    def raise_workflow_events(
+        self, requests: list[dict[str, Any]], *, actor: str, source: str = "system"
+    ) -> list[UUID | str]:
+        """Raise many workflow events in one save (credit-control runs, bulk jobs).
+
+        Each request has ``owner_id``, ``level``, ``event_type``, ``event_code``
+        and optionally ``note``. Returns, per request, the new workflow event's
+        id or the reason it was refused; refused requests record nothing.
+        """
+
+        def raise_all() -> list[UUID | str]:
+            catalogue = self.catalogue.view()
+            owners: dict[UUID, Owner] = {}
+            results: list[UUID | str] = []
+            for request in requests:
+                owner_id = UUID(str(request["owner_id"]))
+                try:
+                    owner = owners.get(owner_id) or self.owner(owner_id)
+                    if request["level"] != owner.LEVEL:
+                        raise NotFound(f"no {request['level']} {owner_id}")
+                    plan = plan_raise(
+                        catalogue,
+                        owner.LEVEL,
+                        request["event_type"],
+                        request["event_code"],
+                        [],
+                    )
+                    self._refuse_inapplicable(owner, plan.actions)
+                except (NotFound, RaiseRefused, Conflict) as error:
+                    results.append(str(error))
+                    continue
+                owners[owner_id] = owner
+                workflow_event_id = uuid4()
+                self._record_raise(
+                    owner,
+                    workflow_event_id,
+                    plan,
+                    note=str(request.get("note", "")),
+                    source=source,
+                    raised_by=actor,
+                    initiating_event_id=None,
+                    depth=0,
+                )
+                results.append(workflow_event_id)
+            self.save(*owners.values())
+            return results
+
+        return self._retrying(raise_all)
+
     def add_manual_action(
         self, *, owner_id: UUID, workflow_event_id: UUID, action_code: str, actor: str
     ) -> None:
