@@ -176,7 +176,12 @@ def raise_event(
     home: Home = None,
 ) -> None:
     """Raise a workflow event on a subscription (or --level account)."""
-    event_type, event_code = (" ".join(event)).split()
+    words = " ".join(event).split()
+    if len(words) != 2:
+        raise typer.BadParameter(
+            f"{' '.join(words)!r} is not TYPE CODE, e.g. BFEA DBAR", param_hint="EVENT"
+        )
+    event_type, event_code = words
     with _platform(home) as p:
         typer.echo(
             p.care.raise_workflow_event(

@@ -21,6 +21,7 @@ from eventsourcing.utils import get_topic
 
 from application.catalogue import CatalogueService
 from application.clock import Clock, SystemClock
+from application.live import LiveAggregates
 from domain.account import Account, ActionNotApplicable
 from domain.customer import Customer
 from domain.numbers import MsisdnInUse, NumberAllocation, allocation_id
@@ -230,19 +231,25 @@ class CustomerCare(ProcessApplication[UUID]):
             raise NotFound(f"no account or subscription {owner_id}")
         return aggregate
 
-    def template_fields(self, owner: Owner, item: dict[str, Any]) -> dict[str, Any]:
-        """What a communication template may show, as of now."""
+    def template_fields(self, owner: Owner) -> dict[str, Any]:
+        """What a template may show of the customer, account and subscription."""
         subscription: dict[str, Any] = {}
         if isinstance(owner, Subscription):
             subscription = owner.fields()
             account = self.account(owner.account_id)
         else:
             account = owner
-        wf = owner.workflow_events[item["workflow_event_id"]]
         return {
             "customer": self.customer(account.customer_id).fields(),
             "account": account.fields(),
             "subscription": subscription,
+        }
+
+    @staticmethod
+    def item_fields(owner: Owner, item: dict[str, Any]) -> dict[str, Any]:
+        """What a template may show of the workflow event and action."""
+        wf = owner.workflow_events[item["workflow_event_id"]]
+        return {
             "event": {
                 "id": wf["id"],
                 "type": wf["event_type"],
@@ -444,7 +451,9 @@ class CustomerCare(ProcessApplication[UUID]):
 
     # --- the workflow processor ----------------------------------------------
 
-    def process_pending(self, limit: int = 500) -> int:
+    def process_pending(
+        self, limit: int = 500, live: LiveAggregates | None = None
+    ) -> int:
         """Process up to ``limit`` new workflow notifications in one save.
 
         Returns how many were processed. New events and the tracking position
@@ -452,29 +461,34 @@ class CustomerCare(ProcessApplication[UUID]):
         whole batch start again from the stored position.
         """
         for _ in range(_RETRIES):
+            unit = live or LiveAggregates(self)
             start = (self.recorder.max_tracking_id(self.name) or 0) + 1
             notifications = self.recorder.select_notifications(
                 start=start, limit=limit, topics=PROCESSED_TOPICS
             )
             if not notifications:
                 return 0
-            unit = _UnitOfWork(self)
+            touched: dict[UUID, Owner] = {}
             for notification in notifications:
-                self._process(self.mapper.to_domain_event(notification), unit)
+                event = self.mapper.to_domain_event(notification)
+                unit.observe(event)
+                owner = unit.get(event.originator_id)
+                touched[owner.id] = owner
+                self._process(event, owner)
             processing = ProcessingEvent[UUID](
                 Tracking(self.name, notifications[-1].id)
             )
-            processing.collect_events(*unit.aggregates.values())
+            processing.collect_events(*touched.values())
             try:
                 self._record(processing)
             except IntegrityError:
+                unit.forget(touched)
                 continue
             self._take_snapshots(processing)
             return len(notifications)
         raise RuntimeError("workflow processor kept colliding with other writers")
 
-    def _process(self, event: Any, unit: _UnitOfWork) -> None:
-        owner = unit.get(event.originator_id)
+    def _process(self, event: Any, owner: Owner) -> None:
         now = self.clock.now()
         if isinstance(event, WorkflowEventRaised):
             wf = owner.workflow_event(event.workflow_event_id)
@@ -701,21 +715,6 @@ class CustomerCare(ProcessApplication[UUID]):
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
-
-
-class _UnitOfWork:
-    """The aggregates one processor batch changes, loaded once each."""
-
-    def __init__(self, app: CustomerCare):
-        self.app = app
-        self.aggregates: dict[UUID, Owner] = {}
-
-    def get(self, aggregate_id: UUID) -> Owner:
-        owner = self.aggregates.get(aggregate_id)
-        if owner is None:
-            owner = self.app.owner(aggregate_id)
-            self.aggregates[aggregate_id] = owner
-        return owner
 
 
 __all__ = [

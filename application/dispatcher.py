@@ -14,21 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
-
 from application.channels import Channels, DeliveryError, Message
 from application.clock import Clock
 from application.customer_care import CustomerCare, Owner
-from application.network import (
-    NetworkPort,
-    ProvisioningRequest,
-)
+from application.live import LiveAggregates
+from application.network import NetworkPort, ProvisioningRequest, ProvisioningResponse
 from domain.account import ActionNotApplicable
 from domain.raising import INTERNAL_HANDLERS
 from domain.subscription import Subscription
 from domain.templates import TemplateError, choose_text, render
 from domain.workflow import ERROR, PENDING_STATES, SENT
 
+# How to record what happened to an item, applied to its (re)loaded owner.
 Outcome = Callable[[Owner], None]
 _RETRIES = 20
 
@@ -39,10 +36,18 @@ class Queue(Protocol):
     def due(self, now: datetime, limit: int = 500) -> list[dict[str, Any]]: ...
 
     def sent_before(
-        self, time: datetime, handler: str | None = None
+        self, time: datetime, handler: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]: ...
 
     def owner_of_item(self, item_id: str) -> tuple[str, str] | None: ...
+
+
+class Directory(Protocol):
+    """Customers and accounts as templates show them (read models, by id)."""
+
+    def customers_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    def accounts_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,9 @@ class ActionDispatcher:
     def __init__(
         self,
         care: CustomerCare,
+        live: LiveAggregates,
         queue: Queue,
+        directory: Directory,
         catch_up: Callable[[], object],
         network: NetworkPort,
         channels: Channels,
@@ -73,7 +80,9 @@ class ActionDispatcher:
         recovery_grace: timedelta = timedelta(minutes=1),
     ):
         self.care = care
+        self.live = live
         self.queue = queue
+        self.directory = directory
         self.catch_up = catch_up
         self.network = network
         self.channels = channels
@@ -90,28 +99,38 @@ class ActionDispatcher:
         rows = self.queue.due(now, limit)
         if not rows:
             return 0
-        owners = self._owners(rows)
+        owners = {
+            owner_id: self.live.get(UUID(owner_id))
+            for owner_id in {row["owner_id"] for row in rows}
+        }
+        # The view says due; a working copy that disagrees may be behind an
+        # agent's change (a retry, say): read those owners afresh once.
+        behind = {
+            row["owner_id"]
+            for row in rows
+            if not _due(owners[row["owner_id"]].actioned_items.get(row["item_id"]), now)
+        }
+        self.live.forget(UUID(owner_id) for owner_id in behind)
+        owners.update({o: self.live.get(UUID(o)) for o in behind})
         ready = []
         for row in rows:
             owner = owners[row["owner_id"]]
             item = owner.actioned_items.get(row["item_id"])
-            # The aggregate decides, not the view: the view may be behind.
-            if item is None or not _due(item, now):
-                continue
-            ready.append((owner, item))
-        outgoing: list[tuple[Owner, dict[str, Any], int]] = []
+            # The aggregate decides, not the view: the view may be behind too.
+            if item is not None and _due(item, now):
+                ready.append((owner, item))
+        outgoing: list[tuple[Owner, dict[str, Any]]] = []
         extras: list[Any] = []
         for owner, item in ready:
-            handler = item["handler"]
-            if handler in INTERNAL_HANDLERS:
+            if item["handler"] in INTERNAL_HANDLERS:
                 extras += self._run_internal(owner, item, now)
             else:
                 # Unique per send, even after an agent's retry resets attempts.
                 request_id = f"{item['item_id']}:{owner.version + 1}"
-                attempt = owner.record_item_sent(item["item_id"], request_id, now)
-                outgoing.append((owner, item, attempt))
+                owner.record_item_sent(item["item_id"], request_id, now)
+                outgoing.append((owner, item))
         # Sent is durable before anything leaves: at most once per attempt.
-        if not self._save([*owners.values(), *extras]):
+        if not self.live.save([*owners.values(), *extras]):
             return 0
         self._hand_over(outgoing, now)
         return len(ready)
@@ -123,77 +142,44 @@ class ActionDispatcher:
         if not responses:
             return 0
         self.catch_up()
-        owners: dict[str, Owner] = {}
+        outcomes: list[tuple[UUID, Outcome]] = []
         for response in responses:
             found = self.queue.owner_of_item(response.item_id)
-            if found is None:
-                continue
-            owner = owners.get(found[1]) or self.care.owner(UUID(found[1]))
-            owners[found[1]] = owner
-            item = owner.actioned_items[response.item_id]
-            if item["status"] != SENT or item.get("request_id") != response.request_id:
-                continue  # a late answer to an attempt already given up on
-            if response.outcome == "success":
-                owner.complete_item(item["item_id"], now, response.reason)
-            elif item["ignore_network_errors"]:
-                owner.complete_item(
-                    item["item_id"],
-                    now,
-                    "network error ignored as configured",
-                    ignored_error=response.reason,
-                )
-            else:
-                owner.fail_item(
-                    item["item_id"],
-                    response.reason,
-                    now,
-                    self.backoff.after(int(item["attempts"]), now),
-                )
-        if self._save(owners.values()):
-            self.network.acknowledge([r.request_id for r in responses])
+            if found is not None:
+                outcomes.append((UUID(found[1]), self._answer(response, now)))
+        self._record_outcomes(outcomes)
+        self.network.acknowledge([r.request_id for r in responses])
         return len(responses)
 
     def recover(self) -> int:
         """Settle items left in ``sent`` by a worker that stopped mid-dispatch."""
         self.catch_up()
         now = self.clock.now()
-        settled = 0
-        owners: dict[str, Owner] = {}
+        outcomes: list[tuple[UUID, Outcome]] = []
+        reason = f"no response from the network within {self.network_timeout}"
         for row in self.queue.sent_before(now - self.network_timeout, "network"):
-            owner = owners.setdefault(
-                row["owner_id"], self.care.owner(UUID(row["owner_id"]))
+            outcomes.append(
+                (UUID(row["owner_id"]), self._give_up(row["item_id"], reason, now))
             )
-            item = owner.actioned_items[row["item_id"]]
-            if item["status"] == SENT:
-                owner.fail_item(
-                    item["item_id"],
-                    f"no response from the network within {self.network_timeout}",
-                    now,
-                    self.backoff.after(int(item["attempts"]), now),
-                )
-                settled += 1
         for row in self.queue.sent_before(now - self.recovery_grace, "communication"):
-            owner = owners.setdefault(
-                row["owner_id"], self.care.owner(UUID(row["owner_id"]))
-            )
+            owner = self.live.get(UUID(row["owner_id"]))
             item = owner.actioned_items[row["item_id"]]
             if item["status"] != SENT:
                 continue
-            settled += 1
             if self.channels.already_delivered(item["item_id"], item["channel"]):
-                owner.complete_item(item["item_id"], now, "found in the outbox")
+                outcome = _completion(item["item_id"], now, "found in the outbox")
             elif item["channel"] == "email" and self.channels.uses_smtp_for_email:
-                owner.fail_item(
+                outcome = _death(
                     item["item_id"],
-                    "interrupted while sending by SMTP; "
-                    "delivery unknown, so not sent again",
                     now,
-                    None,
+                    "interrupted while sending by "
+                    "SMTP; delivery unknown, so not sent again",
                 )
             else:
-                self._send(owner, item, now)
-        self._save(owners.values())
-        return settled
+                outcome = self._send(owner, item, now, self._fields([owner]))
+            outcomes.append((owner.id, outcome))
+        self._record_outcomes(outcomes)
+        return len(outcomes)
 
     # --- handlers ------------------------------------------------------------
 
@@ -212,34 +198,71 @@ class ActionDispatcher:
         return []
 
     def _hand_over(
-        self, outgoing: list[tuple[Owner, dict[str, Any], int]], now: datetime
+        self, outgoing: list[tuple[Owner, dict[str, Any]]], now: datetime
     ) -> None:
-        changed: dict[UUID, Owner] = {}
-        for owner, item, _ in outgoing:
+        outcomes: list[tuple[Owner, Outcome]] = []
+        fields = self._fields(
+            owner for owner, item in outgoing if item["handler"] == "communication"
+        )
+        for owner, item in outgoing:
             if item["handler"] == "network":
                 self.network.submit(self._provisioning(owner, item, now))
             elif item["handler"] == "communication":
-                self._send(owner, item, now)
-                changed[owner.id] = owner
+                outcomes.append((owner, self._send(owner, item, now, fields)))
             # external items wait for the external system to report back
-        self._save(changed.values())
+        # The owners were saved a moment ago: record on them, reload on conflict.
+        for owner, outcome in outcomes:
+            outcome(owner)
+        if not self.live.save(owner for owner, _ in outcomes):
+            self._record_outcomes([(owner.id, outcome) for owner, outcome in outcomes])
 
-    def _send(self, owner: Owner, item: dict[str, Any], now: datetime) -> None:
+    def _send(
+        self,
+        owner: Owner,
+        item: dict[str, Any],
+        now: datetime,
+        fields: dict[UUID, dict[str, Any]],
+    ) -> Outcome:
+        """Send a communication; returns how to record what happened."""
+        item_id, attempts = item["item_id"], int(item["attempts"])
         try:
-            note = self.channels.send(self._message(owner, item))
+            note = self.channels.send(self._message(owner, item, fields))
         except (DeliveryError, TemplateError) as error:
             reason = getattr(error, "reason", str(error))
-            owner.fail_item(
-                item["item_id"],
-                reason,
-                now,
-                self.backoff.after(int(item["attempts"]), now),
-            )
-        else:
-            owner.complete_item(item["item_id"], now, note)
+            retry_at = self.backoff.after(attempts, now)
+            return lambda o: o.fail_item(item_id, reason, now, retry_at)
+        return _completion(item_id, now, note)
 
-    def _message(self, owner: Owner, item: dict[str, Any]) -> Message:
-        fields = self.care.template_fields(owner, item)
+    def _fields(self, owners: Iterable[Owner]) -> dict[UUID, dict[str, Any]]:
+        """Template fields of several owners, with two read-model queries."""
+        found = {owner.id: owner for owner in owners}
+        account_ids = {
+            str(o.account_id) if isinstance(o, Subscription) else str(o.id)
+            for o in found.values()
+        }
+        accounts = self.directory.accounts_by_id(account_ids)
+        customers = self.directory.customers_by_id(
+            a["customer_id"] for a in accounts.values()
+        )
+        fields = {}
+        for owner in found.values():
+            account_id = str(
+                owner.account_id if isinstance(owner, Subscription) else owner.id
+            )
+            account = accounts.get(account_id, {})
+            fields[owner.id] = {
+                "customer": customers.get(account.get("customer_id", ""), {}),
+                "account": account,
+                "subscription": (
+                    owner.fields() if isinstance(owner, Subscription) else {}
+                ),
+            }
+        return fields
+
+    def _message(
+        self, owner: Owner, item: dict[str, Any], fields_of: dict[UUID, dict[str, Any]]
+    ) -> Message:
+        fields = {**fields_of[owner.id], **self.care.item_fields(owner, item)}
         template = item["template"]
         language = str(fields["customer"].get("language") or "en")
         body = choose_text(template["body"], template.get("translations", {}), language)
@@ -253,7 +276,6 @@ class ActionDispatcher:
             "letter": fields["customer"].get("address")
             or fields["customer"].get("name", ""),
         }[channel]
-        wf = owner.workflow_events[item["workflow_event_id"]]
         return Message(
             message_id=item["item_id"],
             channel=channel,
@@ -261,7 +283,7 @@ class ActionDispatcher:
             subject=render(subject, fields) if subject else None,
             body=render(body, fields),
             language=language,
-            workflow_event=f"{wf['event_type']} {wf['event_code']}",
+            workflow_event=f"{fields['event']['type']} {fields['event']['code']}",
             created_at=self.clock.now(),
         )
 
@@ -270,51 +292,82 @@ class ActionDispatcher:
     ) -> ProvisioningRequest:
         parameters = dict(item["parameters"])
         command = str(parameters.pop("command"))
-        is_subscription = isinstance(owner, Subscription)
+        subscription = owner if isinstance(owner, Subscription) else None
         return ProvisioningRequest(
             request_id=item["request_id"],
             item_id=item["item_id"],
             command=command,
             parameters=parameters,
-            msisdn=owner.msisdn if isinstance(owner, Subscription) else None,
-            imsi=(owner.imsi or None) if is_subscription else None,  # type: ignore[union-attr]
+            msisdn=subscription.msisdn if subscription else None,
+            imsi=(subscription.imsi or None) if subscription else None,
             submitted_at=now,
         )
 
-    # --- helpers -------------------------------------------------------------
+    def _answer(self, response: ProvisioningResponse, now: datetime) -> Outcome:
+        def record(owner: Owner) -> None:
+            item = owner.actioned_items[response.item_id]
+            if item["status"] != SENT or item.get("request_id") != response.request_id:
+                return  # a late answer to an attempt already given up on
+            if response.outcome == "success":
+                owner.complete_item(item["item_id"], now, response.reason)
+            elif item["ignore_network_errors"]:
+                owner.complete_item(
+                    item["item_id"],
+                    now,
+                    "network error ignored as configured",
+                    ignored_error=response.reason,
+                )
+            else:
+                owner.fail_item(
+                    item["item_id"],
+                    response.reason,
+                    now,
+                    self.backoff.after(int(item["attempts"]), now),
+                )
 
-    def _owners(self, rows: Iterable[dict[str, Any]]) -> dict[str, Owner]:
-        return {
-            owner_id: self.care.owner(UUID(owner_id))
-            for owner_id in {row["owner_id"] for row in rows}
-        }
+        return record
 
-    def _save(self, owners: Iterable[Owner]) -> bool:
-        """Save every changed aggregate at once; False when another writer won.
+    def _give_up(self, item_id: str, reason: str, now: datetime) -> Outcome:
+        def record(owner: Owner) -> None:
+            item = owner.actioned_items[item_id]
+            if item["status"] == SENT:
+                owner.fail_item(
+                    item_id, reason, now, self.backoff.after(int(item["attempts"]), now)
+                )
 
-        Nothing was handed over yet when this returns False, so the items stay
-        due and are taken again on the next round.
+        return record
+
+    # --- saving --------------------------------------------------------------
+
+    def _record_outcomes(self, outcomes: list[tuple[UUID, Outcome]]) -> None:
+        """Record outcomes of work already done, reloading on a conflict.
+
+        The work has left monetise, so its outcome must not be lost to an
+        agent's concurrent change of the same subscription.
         """
-        changed = [o for o in owners if o.pending_events]
-        if not changed:
-            return True
-        try:
-            self.care.save(*changed)
-        except IntegrityError:
-            return False
-        return True
+        for _ in range(_RETRIES):
+            if not outcomes:
+                return
+            owners: dict[UUID, Owner] = {}
+            for owner_id, outcome in outcomes:
+                owner = owners.get(owner_id) or self.live.get(owner_id)
+                owners[owner_id] = owner
+                outcome(owner)
+            if self.live.save(owners.values()):
+                return
+        raise RuntimeError("could not record outcomes: too many conflicting writes")
 
 
-def _completer(item_id: str, now: datetime, note: str) -> Outcome:
+def _completion(item_id: str, now: datetime, note: str) -> Outcome:
     return lambda owner: owner.complete_item(item_id, now, note)
 
 
-def _killer(item_id: str, now: datetime, reason: str) -> Outcome:
+def _death(item_id: str, now: datetime, reason: str) -> Outcome:
     return lambda owner: owner.fail_item(item_id, reason, now, None)
 
 
-def _due(item: dict[str, Any], now: datetime) -> bool:
-    if item["status"] not in PENDING_STATES:
+def _due(item: dict[str, Any] | None, now: datetime) -> bool:
+    if item is None or item["status"] not in PENDING_STATES:
         return False
     if item["status"] == ERROR:
         return item["retry_at"] is not None and item["retry_at"] <= now

@@ -11,6 +11,7 @@ from application.channels import Channels
 from application.clock import Clock, SystemClock
 from application.customer_care import CustomerCare
 from application.dispatcher import ActionDispatcher, Backoff
+from application.live import LiveAggregates
 from application.network import NetworkSimulator
 from application.persistence import Database, database
 from application.settings import Settings
@@ -56,10 +57,17 @@ class Platform:
         return Channels(self.settings.home, self.settings.smtp_url)
 
     @cached_property
+    def live(self) -> LiveAggregates:
+        """The background worker's working copies (one worker thread only)."""
+        return LiveAggregates(self.care)
+
+    @cached_property
     def dispatcher(self) -> ActionDispatcher:
         return ActionDispatcher(
             self.care,
+            self.live,
             self.views.actioned_items,
+            self.views,
             self.views.catch_up,
             self.network,
             self.channels,
@@ -69,7 +77,7 @@ class Platform:
 
     def work(self, limit: int = 500) -> int:
         """One round of background work; returns how much was done."""
-        done = self.care.process_pending(limit)
+        done = self.care.process_pending(limit, self.live)
         done += self.dispatcher.dispatch_due(limit)
         done += self.dispatcher.collect_responses(limit)
         return done

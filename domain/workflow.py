@@ -296,6 +296,31 @@ class WorkflowLog:
     workflow_events: dict[str, dict[str, Any]]
     actioned_items: dict[str, dict[str, Any]]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        """A copy as deep as the events ever mutate, and no deeper.
+
+        The repository copies every aggregate it hands out of its cache; a
+        generic deep copy of a long workflow log dominated the dispatcher's
+        time. Events replace or update the dicts below and append to the lists
+        named here; everything nested further (parameters, templates) is never
+        changed after it is recorded, so it is shared.
+        """
+        copy = object.__new__(type(self))
+        state = dict(self.__dict__)
+        state["workflow_events"] = {
+            key: {**wf, "items": list(wf["items"]), "actions": list(wf["actions"])}
+            for key, wf in self.workflow_events.items()
+        }
+        state["actioned_items"] = {
+            key: dict(item) for key, item in self.actioned_items.items()
+        }
+        for name, value in state.items():
+            if isinstance(value, list):
+                state[name] = list(value)
+        state["_pending_events"] = []
+        copy.__dict__.update(state)
+        return copy
+
     trigger_event: Any  # provided by the aggregate this is mixed into
 
     # --- reading -----------------------------------------------------------

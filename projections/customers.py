@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -74,6 +74,15 @@ class AggregateView(Projection):
                 (str(aggregate_id),),
             )
         return self._decode(row) if row else None
+
+    def many(self, aggregate_ids: Iterable[UUID | str]) -> dict[str, Row]:
+        """Rows of several aggregates in one query, by id (missing ones left out)."""
+        keys = sorted({str(i) for i in aggregate_ids})
+        if not keys:
+            return {}
+        with self.db.read() as tx:
+            rows = tx.select_in(self.table.name, "id", keys)
+        return {row["id"]: self._decode(row) for row in rows}
 
     def _select(
         self, where: dict[str, Any], order: str, limit: int, offset: int
@@ -223,6 +232,8 @@ class AccountsView(AggregateView):
             ("account_type", "TEXT"),
             ("currency", "TEXT"),
             ("bill_cycle_day", "INTEGER"),
+            ("balance", "TEXT"),
+            ("credit_status", "TEXT"),
             ("opened_by", "TEXT"),
             *COMMON_COLUMNS,
         ),
@@ -242,6 +253,9 @@ class AccountsView(AggregateView):
             "account_type": event.account_type,
             "currency": event.currency,
             "bill_cycle_day": event.bill_cycle_day,
+            # An account opens with nothing owed and in good standing.
+            "balance": "0",
+            "credit_status": "normal",
             "opened_by": event.opened_by,
         }
 

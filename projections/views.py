@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from eventsourcing.application import Application
@@ -12,7 +13,7 @@ from projections.customers import AccountsView, CustomersView, SubscriptionsView
 from projections.history import WorkflowEventsView
 from projections.queue import ActionedItemsView
 from projections.runner import Projection, ProjectionRunner, catch_up_together, poll
-from projections.store import ViewDatabase
+from projections.store import Row, ViewDatabase
 
 
 class UnknownProjection(LookupError):
@@ -77,6 +78,14 @@ class Views:
     def run_forever(self, stop: threading.Event, interval: float = 0.2) -> None:
         """Keep every view up to date until ``stop`` is set (a worker thread)."""
         poll(self.catch_up, stop, interval)
+
+    def customers_by_id(self, ids: Iterable[str]) -> dict[str, Row]:
+        """Customers as templates show them, by id (one query)."""
+        return self.customers.many(ids)
+
+    def accounts_by_id(self, ids: Iterable[str]) -> dict[str, Row]:
+        """Accounts as templates show them, by id (one query)."""
+        return self.accounts.many(ids)
 
     def close(self) -> None:
         self.db.close()
