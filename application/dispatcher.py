@@ -9,6 +9,7 @@ aggregate in the same save as the item's completion. Work is done in batches
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -80,6 +81,7 @@ class ActionDispatcher:
         recovery_grace: timedelta = timedelta(minutes=1),
     ):
         self.care = care
+        self._senders = ThreadPoolExecutor(8, thread_name_prefix="monetise-send")
         self.live = live
         self.queue = queue
         self.directory = directory
@@ -200,16 +202,24 @@ class ActionDispatcher:
     def _hand_over(
         self, outgoing: list[tuple[Owner, dict[str, Any]]], now: datetime
     ) -> None:
-        outcomes: list[tuple[Owner, Outcome]] = []
         fields = self._fields(
             owner for owner, item in outgoing if item["handler"] == "communication"
         )
+        messages = []
         for owner, item in outgoing:
             if item["handler"] == "network":
                 self.network.submit(self._provisioning(owner, item, now))
             elif item["handler"] == "communication":
-                outcomes.append((owner, self._send(owner, item, now, fields)))
+                messages.append((owner, item))
             # external items wait for the external system to report back
+        # Handing a message over is mostly waiting (file system, SMTP server):
+        # several at once keep the worker busy instead of idle.
+        sent = self._senders.map(
+            lambda pair: self._send(pair[0], pair[1], now, fields), messages
+        )
+        outcomes = [
+            (owner, outcome) for (owner, _), outcome in zip(messages, sent, strict=True)
+        ]
         # The owners were saved a moment ago: record on them, reload on conflict.
         for owner, outcome in outcomes:
             outcome(owner)

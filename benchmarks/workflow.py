@@ -29,12 +29,12 @@ from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eventsourcing.application import Application  # noqa: E402
-from eventsourcing.domain import Aggregate  # noqa: E402
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
 
-from api.cli import demo_catalogue  # noqa: E402
-from application.platform import Platform  # noqa: E402
-from application.settings import Settings  # noqa: E402
+from api.cli import demo_catalogue
+from application.platform import Platform
+from application.settings import Settings
 
 CHUNK = 500
 
@@ -72,9 +72,14 @@ def prepare(settings: Settings, subscriptions: int) -> list[str]:
         customer = care.register_customer(name="Bench Mark", actor="benchmark")
         account = care.open_account(customer_id=customer, actor="benchmark")
         ids = [
-            str(care.create_subscription(account_id=account,
-                                         msisdn=str(447000000000 + n),
-                                         status="active", actor="benchmark"))
+            str(
+                care.create_subscription(
+                    account_id=account,
+                    msisdn=str(447000000000 + n),
+                    status="active",
+                    actor="benchmark",
+                )
+            )
             for n in range(subscriptions)
         ]
         platform.work_until_idle()
@@ -87,20 +92,28 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
     env = {**os.environ, "MONETISE_HOME": str(settings.home)}
     if settings.database_url:
         env["MONETISE_DATABASE_URL"] = settings.database_url
-    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     platform = Platform(settings)
     try:
         requests = [
-            {"owner_id": subscriptions[n % len(subscriptions)],
-             "level": "subscription", "event_type": "BFEA",
-             "event_code": "DBAR" if (n // len(subscriptions)) % 2 == 0 else "DUNB"}
+            {
+                "owner_id": subscriptions[n % len(subscriptions)],
+                "level": "subscription",
+                "event_type": "BFEA",
+                "event_code": "DBAR" if (n // len(subscriptions)) % 2 == 0 else "DUNB",
+            }
             for n in range(events)
         ]
         started = time.perf_counter()
         for offset in range(0, events, CHUNK):
             results = platform.care.raise_workflow_events(
-                requests[offset:offset + CHUNK], actor="benchmark")
+                requests[offset : offset + CHUNK], actor="benchmark"
+            )
             refused = [r for r in results if isinstance(r, str)]
             assert not refused, refused[:3]
         views = platform.views
@@ -108,8 +121,9 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
         while True:
             views.catch_up()
             counts = views.actioned_items.counts()
-            resolved = len(views.workflow_events.list(status="resolved",
-                                                      limit=events + 1))
+            resolved = len(
+                views.workflow_events.list(status="resolved", limit=events + 1)
+            )
             if resolved >= events and counts.get("completed", 0) >= 2 * events:
                 break
             if worker.poll() is not None:
@@ -125,7 +139,7 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
 
 
 def baseline(settings: Settings, events: int) -> float:
-    """The event store alone: `events` × 8 events, 500 a save (no processing)."""
+    """The event store alone: 8 events per workflow event, 500 a save."""
     env = Platform(settings).database.eventsourcing_env("baseline")
     app = Application(env=env)
     try:
@@ -146,26 +160,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--subscriptions", type=int, default=500)
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"],
-                        default="both")
+    parser.add_argument(
+        "--backend", choices=["sqlite", "postgres", "both"], default="both"
+    )
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    print(f"{args.events} workflow events (BFEA DBAR/DUNB: bar + SMS each) on "
-          f"{args.subscriptions} subscriptions, {os.cpu_count()} cores")
+    print(
+        f"{args.events} workflow events (BFEA DBAR/DUNB: bar + SMS each) on "
+        f"{args.subscriptions} subscriptions, {os.cpu_count()} cores"
+    )
     for backend in backends:
-        with tempfile.TemporaryDirectory() as home, \
-                database_url(backend, args.database_url) as url:
+        with (
+            tempfile.TemporaryDirectory() as home,
+            database_url(backend, args.database_url) as url,
+        ):
             settings = settings_for(backend, Path(home), url)
             subscriptions = prepare(settings, args.subscriptions)
             elapsed = run(settings, subscriptions, args.events)
             store = baseline(settings, args.events)
         rate = args.events / elapsed
-        print(f"{backend:9} end to end: {rate:8.0f} workflow events/s "
-              f"({elapsed:.2f} s)")
-        print(f"{'':9} baseline:   {args.events * 8 / store:8.0f} bare events/s "
-              f"saved 500 a save; the workflow stores ~8 events per workflow event "
-              f"and a read-model row for each")
+        print(
+            f"{backend:9} end to end: {rate:8.0f} workflow events/s ({elapsed:.2f} s)"
+        )
+        print(
+            f"{'':9} baseline:   {args.events * 8 / store:8.0f} bare events/s "
+            f"saved 500 a save; the workflow stores ~8 events per workflow event "
+            f"and a read-model row for each"
+        )
 
 
 if __name__ == "__main__":

@@ -23,38 +23,12 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from functools import cached_property, wraps
+from functools import wraps
 from typing import Any
 
-from application.dispatcher import ActionDispatcher, Backoff
 from application.platform import Platform
 from application.settings import Settings
 from application.worker import Worker
-
-
-class CrashTestPlatform(Platform):
-    """The platform with the dispatcher's waits given in seconds."""
-
-    def __init__(
-        self, settings: Settings, network_timeout: float, recovery_grace: float
-    ):
-        super().__init__(settings)
-        self.network_timeout = timedelta(seconds=network_timeout)
-        self.recovery_grace = timedelta(seconds=recovery_grace)
-
-    @cached_property
-    def dispatcher(self) -> ActionDispatcher:
-        return ActionDispatcher(
-            self.care,
-            self.views.actioned_items,
-            self.views.catch_up,
-            self.network,
-            self.channels,
-            self.clock,
-            backoff=Backoff(base=timedelta(seconds=self.settings.retry_base_seconds)),
-            network_timeout=self.network_timeout,
-            recovery_grace=self.recovery_grace,
-        )
 
 
 def paced(hand_over: Callable[..., Any], pace: float) -> Callable[..., Any]:
@@ -80,9 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO,
         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s",
     )
-    platform = CrashTestPlatform(
-        Settings(), options.network_timeout, options.recovery_grace
-    )
+    platform = Platform(Settings())
+    dispatcher = platform.dispatcher
+    dispatcher.network_timeout = timedelta(seconds=options.network_timeout)
+    dispatcher.recovery_grace = timedelta(seconds=options.recovery_grace)
     if options.pace:
         network, channels = platform.network, platform.channels
         network.submit = paced(network.submit, options.pace)  # type: ignore[method-assign]

@@ -42,7 +42,7 @@ PORT_IN_DELAY = "PT2S"  # responses are still pending when a worker is killed
 # the killed one "sent" only recently, as after a supervisor's restart.
 NETWORK_TIMEOUT_S = 8.0
 RECOVERY_GRACE_S = 8.0
-PACE_S = 0.02  # per hand-over: a batch of 150 messages takes 3 s
+PACE_S = 0.05  # per hand-over, as a slow network or SMS gateway takes
 RETRY_BASE_S = 1.0
 START_TIMEOUT_S = 60.0  # a worker process reaching the kill point
 SETTLE_TIMEOUT_S = NETWORK_TIMEOUT_S + RECOVERY_GRACE_S + 30.0
