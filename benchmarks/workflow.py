@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -146,11 +145,7 @@ def baseline(settings: Settings, events: int) -> float:
         started = time.perf_counter()
         total = events * 8
         for _ in range(0, total, CHUNK):
-            probes = []
-            for _ in range(CHUNK):
-                probe = Probe(id=uuid4()) if False else Probe()
-                probes.append(probe)
-            app.save(*probes)
+            app.save(*(Probe() for _ in range(CHUNK)))
         return time.perf_counter() - started
     finally:
         app.close()
