@@ -37,6 +37,7 @@ from domain.raising import (
 from domain.subscription import ACTIVE, PAYMENT_TYPES, PENDING, Subscription
 from domain.workflow import (
     MAX_LINK_DEPTH,
+    OPEN,
     ManualActionAdded,
     WorkflowEventRaised,
     WorkflowEventResolved,
@@ -642,6 +643,13 @@ class CustomerCare(ProcessApplication[UUID]):
         initiating_event_id: UUID | None,
         depth: int,
     ) -> None:
+        now = self.clock.now()
+        clearing = f"cancelled: {plan.event_type} {plan.event_code} was raised"
+        for wf in list(owner.workflow_events.values()):
+            if wf["status"] == OPEN and f"{wf['event_type']} {wf['event_code']}" in (
+                plan.cancels
+            ):
+                owner.cancel_workflow_event(UUID(wf["id"]), raised_by, now, clearing)
         owner.raise_workflow_event(
             workflow_event_id=workflow_event_id,
             event_type=plan.event_type,

@@ -52,6 +52,7 @@ class RaisePlan:
     communications: list[dict[str, Any]] = field(default_factory=list)
     linked_events: list[dict[str, Any]] = field(default_factory=list)
     skipped_actions: list[dict[str, Any]] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
 
 
 def plan_raise(
@@ -115,6 +116,7 @@ def plan_raise(
                 "template": definition_of(template),
             }
         )
+    plan.cancels = [ref.key for ref in code.cancels]
     plan.linked_events = [
         {"type": link.type, "code": link.code, "sequence": link.sequence}
         for link in code.linked_events

@@ -91,6 +91,18 @@ class LinkedEvent:
 
 
 @dataclass(frozen=True)
+class EventRef:
+    """An event code referred to by its type and code."""
+
+    type: str
+    code: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.type} {self.code}"
+
+
+@dataclass(frozen=True)
 class EventCode:
     type: str
     code: str
@@ -99,6 +111,9 @@ class EventCode:
     default_actions: tuple[DefaultAction, ...] = ()
     communications: tuple[Communication, ...] = ()
     linked_events: tuple[LinkedEvent, ...] = ()
+    # Open events of these codes on the same account or subscription are
+    # cancelled when this one is raised (a payment clears credit control).
+    cancels: tuple[EventRef, ...] = ()
 
     @property
     def key(self) -> str:
@@ -231,6 +246,7 @@ def _parse_event_code(raw: object, path: str, problems: list[Problem]) -> EventC
             "default_actions",
             "communications",
             "linked_events",
+            "cancels",
             "active",
         ]
     )
@@ -272,6 +288,16 @@ def _parse_event_code(raw: object, path: str, problems: list[Problem]) -> EventC
         if link.ok:
             _sequence_checked(link, seen, item_path, "linked", linked_event.sequence)
         linked.append(linked_event)
+    cancels = []
+    for item_path, element in r.items("cancels"):
+        ref = Reader(element, item_path, problems)
+        ref.reject_unknown(["type", "code"])
+        cancels.append(
+            EventRef(
+                type=ref.text("type", pattern=EVENT_CODE_FORMAT, rule=CODE_RULE_3_4),
+                code=ref.text("code", pattern=EVENT_CODE_FORMAT, rule=CODE_RULE_3_4),
+            )
+        )
     return EventCode(
         type=r.text("type", pattern=EVENT_CODE_FORMAT, rule=CODE_RULE_3_4),
         code=r.text("code", pattern=EVENT_CODE_FORMAT, rule=CODE_RULE_3_4),
@@ -280,6 +306,7 @@ def _parse_event_code(raw: object, path: str, problems: list[Problem]) -> EventC
         default_actions=tuple(sorted(actions, key=lambda a: a.sequence)),
         communications=tuple(communications),
         linked_events=tuple(sorted(linked, key=lambda e: e.sequence)),
+        cancels=tuple(cancels),
     )
 
 

@@ -179,6 +179,14 @@ def _check_event_code(items: Items, code: EventCode, at: str) -> list[Problem]:
                     ),
                 )
             )
+    for index, ref in enumerate(code.cancels):
+        if ref.type and ref.code and ref.key not in items.event_codes:
+            problems.append(
+                Problem(
+                    join(join(at, "cancels"), index),
+                    f"event code {ref.key} is not in the catalogue",
+                )
+            )
     for index, link in enumerate(code.linked_events):
         path = join(join(at, "linked_events"), index)
         linked = items.event_codes.get(link.key)

@@ -219,8 +219,15 @@ def test_credit_control_warns_bars_then_disconnects_and_clearing_removes_bars(
     operator.raise_on(line, "CRED CLR")
     operator.settle()
 
+    operator.later(timedelta(days=30))
+
     assert barred["bars"] == ["OUTGOING"]
-    assert operator.subscription(line)["bars"] == []
+    cleared = operator.subscription(line)
+    assert (cleared["bars"], cleared["status"]) == ([], "active")
+    pending_disconnection = operator.platform.views.workflow_events.list(
+        event_type="CRED", event_code="DISC"
+    )
+    assert [e["status"] for e in pending_disconnection] == ["cancelled"]
     sms = sorted((operator.platform.settings.home / "outbox" / "sms").glob("*.json"))
     texts = [json.loads(p.read_text())["content"] for p in sms]
     assert any("overdue" in text for text in texts)
