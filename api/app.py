@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 
 from api import problems
 from api.keys import KeyRing
@@ -42,5 +43,32 @@ def create_app(platform: Platform, keys: KeyRing) -> FastAPI:
             "version": VERSION,
             "database": platform.database.backend,
         }
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
+    def metrics(request: Request) -> str:
+        platform: Platform = request.app.state.platform
+        lines = [
+            "# HELP monetise_actioned_items Actioned items by status.",
+            "# TYPE monetise_actioned_items gauge",
+        ]
+        counts = platform.views.actioned_items.counts()
+        for status in ("awaiting", "sent", "completed", "error", "dead", "cancelled"):
+            lines.append(
+                f'monetise_actioned_items{{status="{status}"}} {counts.get(status, 0)}'
+            )
+        lines += [
+            "# HELP monetise_projection_lag Notifications a read model is behind.",
+            "# TYPE monetise_projection_lag gauge",
+        ]
+        for name, state in platform.views.status().items():
+            lines.append(
+                f'monetise_projection_lag{{projection="{name}"}} {state["lag"]}'
+            )
+        return "\n".join(lines) + "\n"
 
     return app

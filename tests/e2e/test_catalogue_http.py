@@ -205,3 +205,11 @@ def test_a_missing_or_wrong_key_is_401_and_a_key_without_the_role_is_403(
     for response in (missing, wrong, agent_writes):
         assert response.headers["content-type"] == PROBLEM
     assert "admin" in json.loads(agent_writes.text)["detail"]
+
+
+def test_metrics_show_the_queue_and_the_read_model_lag(api: TestClient) -> None:
+    response = api.get("/metrics")
+
+    assert response.status_code == 200
+    assert 'monetise_actioned_items{status="dead"} 0' in response.text
+    assert 'monetise_projection_lag{projection="actioned_items_v1"}' in response.text

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +23,7 @@ from api.cli import demo_catalogue
 from application.network import SimulatorRule
 from application.platform import Platform
 from application.settings import Settings
+from application.worker import Worker
 from tests.conftest import auth
 
 API = "/api/v1"
@@ -110,10 +113,9 @@ def raise_on(
     event: str,
     *manual: str,
     note: str = "",
-    headers: dict[str, str] = AGENT,
 ) -> httpx.Response:
     event_type, event_code = event.split()
-    return api.post(
+    response: httpx.Response = api.post(
         f"{API}/subscriptions/{line.subscription_id}/workflow-events",
         json={
             "event_type": event_type,
@@ -121,8 +123,9 @@ def raise_on(
             "note": note,
             "manual_actions": list(manual),
         },
-        headers=headers,
+        headers=AGENT,
     )
+    return response
 
 
 def raised(api: TestClient, line: Line, event: str, *manual: str) -> str:
@@ -456,9 +459,8 @@ def test_an_agent_cancels_an_awaiting_item_and_its_event_resolves(
     cancelled = read(care_api, f"/actioned-items/{item['item_id']}")
     assert cancelled["status"] == "cancelled"
     assert read(care_api, f"/workflow-events/{top_up}")["status"] == "resolved"
-    assert read(care_api, f"/subscriptions/{line.subscription_id}")[
-        "prepaid_balance"
-    ] in ("0", "0.00")
+    subscription = read(care_api, f"/subscriptions/{line.subscription_id}")
+    assert Decimal(subscription["prepaid_balance"]) == 0
 
 
 def test_an_account_event_moves_the_account_to_business(
@@ -812,13 +814,26 @@ def test_a_key_for_ingest_only_may_not_read_customer_care(
 # --- agents acting at once ----------------------------------------------------
 
 
+@contextmanager
+def worker_running(platform: Platform) -> Iterator[None]:
+    """The background worker of ``monetise up``, in its thread, for the block."""
+    worker = Worker(platform, idle_interval=0.01)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("worker", ["afterwards", "meanwhile"])
 def test_forty_top_ups_raised_at_once_are_all_recorded_and_applied(
-    care_api: TestClient, platform: Platform
+    care_api: TestClient, platform: Platform, worker: str
 ) -> None:
     # Given one prepaid subscription
     line = new_line(care_api, payment_type="prepaid")
 
-    # When 40 top-ups are raised on it from 8 threads, each reading it back
+    # When 40 top-ups are raised on it from 8 threads, each reading it back,
+    # with the background worker running meanwhile or afterwards
     def top_up(n: int) -> tuple[int, Any, int]:
         response = raise_on(care_api, line, "TOPU AIRT", note=f"top-up {n}")
         reading = care_api.get(
@@ -826,7 +841,8 @@ def test_forty_top_ups_raised_at_once_are_all_recorded_and_applied(
         )
         return response.status_code, response.json(), reading.status_code
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    background = worker_running(platform) if worker == "meanwhile" else nullcontext()
+    with background, ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(top_up, range(40)))
     platform.work_until_idle()
 
@@ -847,3 +863,49 @@ def test_forty_top_ups_raised_at_once_are_all_recorded_and_applied(
     ) == sorted(f"top-up {n}" for n in range(40))
     subscription = read(care_api, f"/subscriptions/{line.subscription_id}")
     assert subscription["prepaid_balance"] == "400.00"
+
+
+def test_two_events_raised_between_two_rounds_of_background_work_both_resolve(
+    care_api: TestClient, platform: Platform
+) -> None:
+    # Given a subscription the background work has already acted on
+    line = new_line(care_api)
+    first_bar = raised(care_api, line, "BFEA DBAR")
+    platform.work_until_idle()
+
+    # When an agent removes the data bar and applies it again before the next round
+    unbar = raised(care_api, line, "BFEA DUNB")
+    bar_again = raised(care_api, line, "BFEA DBAR")
+    platform.work_until_idle()
+
+    # Then both events are resolved and the bar is on
+    assert [
+        read(care_api, f"/workflow-events/{event_id}")["status"]
+        for event_id in (first_bar, unbar, bar_again)
+    ] == ["resolved"] * 3
+    assert read(care_api, f"/subscriptions/{line.subscription_id}")["bars"] == ["DATA"]
+
+
+def test_an_event_waits_for_an_added_action_before_it_resolves(
+    care_api: TestClient, platform: Platform
+) -> None:
+    # Given a scheduled top-up to which an agent has just added a top-up now
+    line = new_line(care_api, payment_type="prepaid")
+    top_up = raised(care_api, line, "TOPU SCHD")
+    platform.work_until_idle()
+    [scheduled] = read(care_api, f"/workflow-events/{top_up}")["items"]
+    post(care_api, f"/workflow-events/{top_up}/actions", {"action_code": "TOP10"})
+
+    # When the agent cancels the scheduled top-up before the background work ran
+    post(care_api, f"/actioned-items/{scheduled['item_id']}/cancel")
+    still_open = read(care_api, f"/workflow-events/{top_up}")
+    platform.work_until_idle()
+
+    # Then the event resolves only once the added top-up is done
+    assert still_open["status"] == "open"
+    kinds = [
+        entry["kind"]
+        for entry in read(care_api, f"/subscriptions/{line.subscription_id}/history")
+    ]
+    assert kinds.index("topped up") < kinds.index("event resolved")
+    assert read(care_api, f"/workflow-events/{top_up}")["status"] == "resolved"
