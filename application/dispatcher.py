@@ -154,7 +154,12 @@ class ActionDispatcher:
         return len(responses)
 
     def recover(self) -> int:
-        """Settle items left in ``sent`` by a worker that stopped mid-dispatch."""
+        """Settle items left in ``sent`` by a worker that stopped mid-dispatch.
+
+        Answers the network already gave are recorded first: an item is given
+        up on (and tried again) only when its answer never came.
+        """
+        self.collect_responses()
         self.catch_up()
         now = self.clock.now()
         outcomes: list[tuple[UUID, Outcome]] = []

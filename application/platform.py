@@ -73,6 +73,8 @@ class Platform:
             self.channels,
             self.clock,
             backoff=Backoff(base=timedelta(seconds=self.settings.retry_base_seconds)),
+            network_timeout=timedelta(seconds=self.settings.network_timeout_seconds),
+            recovery_grace=timedelta(seconds=self.settings.recovery_grace_seconds),
         )
 
     def work(self, limit: int = 500) -> int:

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
         default=None, description="smtp://host:port for e-mail; else the outbox."
     )
     kafka_bootstrap: str | None = None
+    network_timeout_seconds: float = Field(
+        default=600.0,
+        description="A network request unanswered this long is failed and retried.",
+    )
+    recovery_grace_seconds: float = Field(
+        default=60.0,
+        description="A message left 'sent' this long by a stopped worker is settled.",
+    )
     retry_base_seconds: float = Field(
         default=30.0,
         description="First retry delay of a failed action; doubles each attempt.",

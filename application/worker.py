@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from application.platform import Platform
 
 log = logging.getLogger("monetise.worker")
+RECOVERY_INTERVAL = 1.0  # seconds
 
 
 class Worker:
@@ -26,10 +28,15 @@ class Worker:
         self._thread.start()
 
     def run(self) -> None:
-        """Work until stopped; settle interrupted items first."""
-        self.platform.dispatcher.recover()
+        """Work until stopped, settling interrupted items about once a second."""
+        next_recovery = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() >= next_recovery:
+                    # Items a killed worker left "sent", and network requests
+                    # whose answer never came, are settled here.
+                    self.platform.dispatcher.recover()
+                    next_recovery = time.monotonic() + RECOVERY_INTERVAL
                 done = self.platform.work()
                 self.platform.views.catch_up()
             except Exception:

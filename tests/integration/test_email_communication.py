@@ -12,7 +12,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_account_type_movement_e_mails_the_customer_over_smtp(
-    settings: Settings, smtp_server: SmtpServer,
+    settings: Settings,
+    smtp_server: SmtpServer,
 ) -> None:
     settings.smtp_url = smtp_server.url
     for operator in operator_for(settings):
@@ -20,8 +21,12 @@ def test_an_account_type_movement_e_mails_the_customer_over_smtp(
         account = operator.care.account(line.account_id)
 
         moved = operator.care.raise_workflow_event(
-            owner_id=line.account_id, level="account", event_type="ACCT",
-            event_code="BUSN", actor="agent-1")
+            owner_id=line.account_id,
+            level="account",
+            event_type="ACCT",
+            event_code="BUSN",
+            actor="agent-1",
+        )
         operator.settle()
 
         [email] = smtp_server.wait_for(1)
