@@ -174,6 +174,56 @@ def serve(
     _serve(settings, Platform(settings), _keys(settings, create=False))
 
 
+keys_app = typer.Typer(
+    help="Keys for encrypted usage files (*.enc).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[str, typer.Argument(help="Key id, e.g. ocs1-2026-11")],
+    home: Home = None,
+) -> None:
+    """Add a key pair to the key ring; give the .pub file to the sender."""
+    from ingest.keyring import KeyRing as FileKeyRing
+    from ingest.keyring import KeyRingError
+
+    ring = FileKeyRing.in_home(_settings(home).home)
+    try:
+        private, public = ring.generate(key_id)
+    except KeyRingError as error:
+        _fail(str(error))
+        raise
+    typer.echo(f"Private key: {private} (keep it here)")
+    typer.echo(f"Public key:  {public} (give it to the sender)")
+
+
+@app.command()
+def encrypt(
+    file: Annotated[Path, typer.Argument(help="The file to encrypt")],
+    key_id: Annotated[str, typer.Option(help="Key id in the recipient's key ring")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="The recipient's .pub file")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Default: FILE.enc")] = None,
+    home: Home = None,
+) -> None:
+    """Encrypt a file for monetise with only its public key (senders, tests)."""
+    from ingest.envelope import EnvelopeError
+    from ingest.keyring import KeyRing as FileKeyRing
+    from ingest.keyring import KeyRingError, encrypt_file
+
+    ring = FileKeyRing.in_home(_settings(home).home)
+    target = output or file.with_name(file.name + ".enc")
+    try:
+        key = public_key or ring.public_key(key_id)
+        encrypt_file(file, target, key, key_id)
+    except (KeyRingError, EnvelopeError, OSError) as error:
+        _fail(str(error))
+    typer.echo(str(target))
+
+
 @catalogue_app.command("import")
 def catalogue_import(
     file: Annotated[Path, typer.Argument(help="Catalogue document (YAML or JSON)")],

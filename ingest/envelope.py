@@ -330,7 +330,11 @@ def _read_sealed(
 def _parse_header(body: bytes, encoded: bytes) -> EnvelopeHeader:
     try:
         fields = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_members)
-    except (ValueError, RecursionError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise EnvelopeError(
+            f"the header is malformed: it is not UTF-8 JSON ({error})"
+        ) from None
+    except ValueError as error:
         raise EnvelopeError(f"the header is malformed: {error}") from None
     if not isinstance(fields, dict):
         raise EnvelopeError("the header is malformed: it is not a JSON object")

@@ -119,3 +119,32 @@ def _wait_for_health(base: str, process: subprocess.Popen[str]) -> dict[str, str
             pass
         time.sleep(0.3)
     raise AssertionError("monetise up did not serve /health within 90 s")
+
+
+def test_a_partner_encrypts_with_the_public_key_and_monetise_decrypts(
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from ingest.keyring import KeyRing, decrypt_file
+
+    generated = monetise(settings, "keys", "generate", "ocs1-2026-11")
+    usage = tmp_path / "usage.json"
+    usage.write_text('{"header": {}, "records": []}')
+    encrypted = monetise(
+        settings,
+        "encrypt",
+        str(usage),
+        "--key-id",
+        "ocs1-2026-11",
+        "--public-key",
+        str(settings.home / "keys" / "ocs1-2026-11.pub"),
+    )
+
+    assert generated.returncode == 0, generated.stderr
+    assert encrypted.returncode == 0, encrypted.stderr
+    ring = KeyRing(settings.home / "keys")
+    plain = b"".join(decrypt_file(tmp_path / "usage.json.enc", ring))
+    assert plain == usage.read_bytes()
+    again = monetise(settings, "keys", "generate", "ocs1-2026-11")
+    assert again.returncode == 2
+    assert "ocs1-2026-11" in again.stderr
