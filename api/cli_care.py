@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from application.settings import Settings
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
 Actor = Annotated[str, typer.Option(help="Who acts (recorded on the events)")]
+# The same default as the catalogue commands: the operating-system user.
+DEFAULT_ACTOR = f"cli:{getpass.getuser()}"
 
 customers = typer.Typer(help="Register customers.", no_args_is_help=True)
 accounts = typer.Typer(help="Open accounts.", no_args_is_help=True)
@@ -67,7 +70,7 @@ def create_customer(
     phone: str = "",
     language: str = "en",
     address: str = "",
-    actor: Actor = "cli",
+    actor: Actor = DEFAULT_ACTOR,
     home: Home = None,
 ) -> None:
     """Register a customer; prints its id."""
@@ -90,7 +93,7 @@ def create_account(
     account_type: str = "CONS",
     bill_cycle_day: int = 1,
     currency: str = "GBP",
-    actor: Actor = "cli",
+    actor: Actor = DEFAULT_ACTOR,
     home: Home = None,
 ) -> None:
     """Open an account for a customer; prints its id."""
@@ -114,7 +117,7 @@ def create_subscription(
     payment_type: str = "postpaid",
     rate_plan: str = "STD",
     status: str = "pending",
-    actor: Actor = "cli",
+    actor: Actor = DEFAULT_ACTOR,
     home: Home = None,
 ) -> None:
     """Create a subscription on an account; prints its id."""
@@ -172,7 +175,7 @@ def raise_event(
     level: str = "subscription",
     note: str = "",
     manual: Annotated[list[str] | None, typer.Option(help="manual action code")] = None,
-    actor: Actor = "cli",
+    actor: Actor = DEFAULT_ACTOR,
     home: Home = None,
 ) -> None:
     """Raise a workflow event on a subscription (or --level account)."""
@@ -209,7 +212,7 @@ def show_event(workflow_event_id: UUID, home: Home = None) -> None:
 
 @events.command("resolve")
 def resolve_event(
-    workflow_event_id: UUID, actor: Actor = "cli", home: Home = None
+    workflow_event_id: UUID, actor: Actor = DEFAULT_ACTOR, home: Home = None
 ) -> None:
     """Resolve an open workflow event; its linked events follow."""
     with _platform(home) as p:
@@ -227,7 +230,10 @@ def resolve_event(
 
 @events.command("cancel")
 def cancel_event(
-    workflow_event_id: UUID, reason: str = "", actor: Actor = "cli", home: Home = None
+    workflow_event_id: UUID,
+    reason: str = "",
+    actor: Actor = DEFAULT_ACTOR,
+    home: Home = None,
 ) -> None:
     """Cancel an open workflow event and its items not yet sent."""
     with _platform(home) as p:
@@ -248,7 +254,10 @@ def cancel_event(
 
 @events.command("add-action")
 def add_action(
-    workflow_event_id: UUID, action_code: str, actor: Actor = "cli", home: Home = None
+    workflow_event_id: UUID,
+    action_code: str,
+    actor: Actor = DEFAULT_ACTOR,
+    home: Home = None,
 ) -> None:
     """Add a manual action to an open workflow event."""
     with _platform(home) as p:
@@ -288,7 +297,7 @@ def list_items(
 
 
 @items.command("retry")
-def retry_item(item_id: UUID, actor: Actor = "cli", home: Home = None) -> None:
+def retry_item(item_id: UUID, actor: Actor = DEFAULT_ACTOR, home: Home = None) -> None:
     """Retry a dead or failed actioned item."""
     with _platform(home) as p:
         owner = _owner(
@@ -300,7 +309,7 @@ def retry_item(item_id: UUID, actor: Actor = "cli", home: Home = None) -> None:
 
 @items.command("cancel")
 def cancel_item(
-    item_id: UUID, reason: str = "", actor: Actor = "cli", home: Home = None
+    item_id: UUID, reason: str = "", actor: Actor = DEFAULT_ACTOR, home: Home = None
 ) -> None:
     """Cancel an actioned item not yet sent."""
     with _platform(home) as p:

@@ -469,22 +469,30 @@ class CustomerCare(ProcessApplication[UUID]):
             )
             if not notifications:
                 return 0
-            touched: dict[UUID, Owner] = {}
-            for notification in notifications:
-                event = self.mapper.to_domain_event(notification)
-                unit.observe(event)
-                owner = unit.get(event.originator_id)
-                touched[owner.id] = owner
-                self._process(event, owner)
-            processing = ProcessingEvent[UUID](
-                Tracking(self.name, notifications[-1].id)
-            )
-            processing.collect_events(*touched.values())
+            events = [self.mapper.to_domain_event(n) for n in notifications]
+            newest: dict[UUID, int] = {}
+            for event in events:
+                newest[event.originator_id] = event.originator_version
+            # Every copy must already hold every event of the batch (several
+            # may concern one subscription) before the first one is processed.
+            touched = {
+                owner_id: unit.at_least(owner_id, version)
+                for owner_id, version in newest.items()
+            }
             try:
+                for event in events:
+                    self._process(event, touched[event.originator_id])
+                processing = ProcessingEvent[UUID](
+                    Tracking(self.name, notifications[-1].id)
+                )
+                processing.collect_events(*touched.values())
                 self._record(processing)
             except IntegrityError:
                 unit.forget(touched)
                 continue
+            except BaseException:
+                unit.forget(touched)  # half-changed copies must not be reused
+                raise
             self._take_snapshots(processing)
             return len(notifications)
         raise RuntimeError("workflow processor kept colliding with other writers")

@@ -41,15 +41,13 @@ class LiveAggregates:
             self._copies.move_to_end(owner_id)
         return owner
 
-    def observe(self, event: Any) -> None:
-        """Keep a copy up to date with an event read from the log."""
-        owner = self._copies.get(event.originator_id)
-        if owner is None or owner.pending_events:
-            return
-        if owner.version == event.originator_version - 1:
-            event.mutate(owner)
-        elif owner.version < event.originator_version:
-            del self._copies[event.originator_id]  # missed some: reload on use
+    def at_least(self, owner_id: UUID, version: int) -> Owner:
+        """A copy that holds at least ``version`` (read afresh when behind)."""
+        owner = self.get(owner_id)
+        if owner.version < version:
+            del self._copies[owner_id]
+            owner = self.get(owner_id)
+        return owner
 
     def save(self, aggregates: Iterable[Any], **kwargs: Any) -> bool:
         """Save changed aggregates at once; on a conflict forget them all."""

@@ -6,6 +6,8 @@ library. Every Application and every projection asks it for its environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -101,6 +103,37 @@ class Database:
         if self.schema:
             env["POSTGRES_SCHEMA"] = self.schema
         return env
+
+
+@contextmanager
+def schema_lock(database: Database) -> Iterator[None]:
+    """Serialise creating tables across processes starting at the same moment.
+
+    The library creates its tables (and, on PostgreSQL, a function) whenever
+    an application is constructed; two processes doing so at once collide in
+    PostgreSQL's catalogue. SQLite serialises writers by itself.
+    """
+    if database.backend != "postgres":
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(
+        host=database.host,
+        port=database.port,
+        user=database.user,
+        password=database.password,
+        dbname=database.dbname,
+        autocommit=True,
+    ) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+
+
+_SCHEMA_LOCK = 7_316_771_234  # any constant shared by every monetise process
 
 
 def database(settings: Settings) -> Database:

@@ -13,7 +13,7 @@ from application.customer_care import CustomerCare
 from application.dispatcher import ActionDispatcher, Backoff
 from application.live import LiveAggregates
 from application.network import NetworkSimulator
-from application.persistence import Database, database
+from application.persistence import Database, database, schema_lock
 from application.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,19 +30,24 @@ class Platform:
 
     @cached_property
     def catalogue(self) -> CatalogueService:
-        return CatalogueService(env=self.env_for(CatalogueService.name))
+        with schema_lock(self.database):
+            return CatalogueService(env=self.env_for(CatalogueService.name))
 
     @cached_property
     def care(self) -> CustomerCare:
         env = self.env_for(CustomerCare.name)
         env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
-        return CustomerCare(env, catalogue=self.catalogue, clock=self.clock)
+        catalogue = self.catalogue
+        with schema_lock(self.database):
+            return CustomerCare(env, catalogue=catalogue, clock=self.clock)
 
     @cached_property
     def views(self) -> Views:
         from projections.views import Views  # read side: loaded when first asked
 
-        return Views(self.care, self.database)
+        care = self.care
+        with schema_lock(self.database):
+            return Views(care, self.database)
 
     @cached_property
     def network(self) -> NetworkSimulator:
@@ -50,7 +55,8 @@ class Platform:
         rules = (
             NetworkSimulator.rules_from_file(rules_file) if rules_file.exists() else ()
         )
-        return NetworkSimulator(self.database, rules=rules)
+        with schema_lock(self.database):
+            return NetworkSimulator(self.database, rules=rules)
 
     @cached_property
     def channels(self) -> Channels:

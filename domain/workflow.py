@@ -539,7 +539,12 @@ class WorkflowLog:
             for i in wf["items"]
             if self.actioned_items[i]["stage"] in ("raise", "manual")
         ]
-        if all(item["status"] in FINISHED_STATES for item in raise_items):
+        # An action added by hand counts before the processor has made its item.
+        expected = sum(1 for action in wf["actions"] if action["when"] == "raise")
+        made = sum(1 for item in raise_items if item["kind"] == "action")
+        if made >= expected and all(
+            item["status"] in FINISHED_STATES for item in raise_items
+        ):
             self.trigger_event(
                 WorkflowEventResolved,
                 workflow_event_id=workflow_event_id,

@@ -274,3 +274,32 @@ def test_an_invalid_or_taken_msisdn_is_refused_with_exit_code_2(
     )
     found = shown(demo_settings, "subscriptions", "find", line["msisdn"])
     assert found["id"] == line["subscription_id"]
+
+
+def test_commands_started_at_the_same_moment_all_succeed(
+    demo_settings: Settings,
+) -> None:
+    # Given a database in use (as when a worker runs and agents use the CLI)
+    line = new_line(demo_settings)
+
+    # When six commands start at the same moment
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "subscriptions", "find", line["msisdn"]],
+            env=environment(demo_settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+
+    # Then each one answers
+    failures = [
+        (process.returncode, errors.strip().splitlines()[-1:])
+        for process, (_, errors) in zip(processes, outputs, strict=True)
+        if process.returncode != 0
+    ]
+    assert failures == []
+    assert {json.loads(out)["id"] for out, _ in outputs} == {line["subscription_id"]}

@@ -1,0 +1,458 @@
+"""Usage records in the generic usage format, checked on the loader's hot path.
+
+The rules are those of the published schemas, ``ingest/schemas/usage-rated``
+and ``usage-unrated.schema.json``, written out by hand because the
+``jsonschema`` package is several times too slow for a file loader; the
+property tests in ``tests/unit/test_usage_schema_agreement.py`` show that
+:func:`validate_record` accepts exactly what the schemas accept.
+
+A usage batch lists one error per refused record: the first problem found,
+looking in this order: the record is not an object; a field the format does
+not know, or charge or discount in unrated usage (in the order written); then
+the fields in the schema's order, with "no subscriber" after ``imsi`` and "no
+quantity" after ``units``. Within a field: missing, wrong JSON type, out of
+range, bad format. An error's ``path`` is a JSON Pointer (RFC 6901) from the
+root of the file, such as ``/records/17/start_time`` or ``/header/file_id``;
+for a missing field it names the field.
+
+As in JSON Schema, a number with a zero fraction (``125.0``) is an integer and
+``true`` is not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final, NamedTuple, TypeVar
+
+KINDS: Final = ("rated", "unrated")
+
+_ABSENT: Final = object()
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One use of the network, as a valid record of a usage file says."""
+
+    record_id: str
+    msisdn: str | None
+    imsi: str | None
+    usage_class: str
+    start_time: datetime  # aware, in UTC
+    duration_seconds: int | None
+    volume_bytes: int | None
+    units: int | None
+    direction: str  # "MO" or "MT"
+    called_number: str | None
+    mcc: str | None
+    mnc: str | None
+    charge: Decimal | None  # rated only: the price before discount
+    currency: str | None
+    discount: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The header of a usage file."""
+
+    file_id: str
+    source: str
+    created_at: datetime  # aware, in UTC
+    kind: str  # "rated" or "unrated"
+    record_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """Why a record (or a file's header) was refused.
+
+    ``code`` is one of ``missing_field``, ``wrong_type``, ``out_of_range``,
+    ``bad_format``, ``unknown_field``, ``forbidden_field``, ``no_subscriber``,
+    ``no_quantity``, ``wrong_kind``, ``count_mismatch``; ``record_id`` is set
+    when the record has a valid one.
+    """
+
+    record_id: str | None
+    code: str
+    message: str
+    path: str
+    error_class: str = "schema"
+
+
+class _Rule(NamedTuple):
+    pattern: re.Pattern[str]
+    text: str
+
+
+_RECORD_ID = _Rule(re.compile(r"[A-Za-z0-9._:-]{1,64}"), "1-64 of A-Z a-z 0-9 . _ : -")
+_MSISDN = _Rule(re.compile(r"[0-9]{6,15}"), "6-15 digits without '+'")
+_IMSI = _Rule(re.compile(r"[0-9]{14,15}"), "14-15 digits")
+_USAGE_CLASS = _Rule(re.compile(r"[A-Z0-9_]{1,32}"), "1-32 of A-Z 0-9 _")
+_CALLED_NUMBER = _Rule(re.compile(r"[0-9]{1,32}"), "1-32 digits without '+'")
+_MCC = _Rule(re.compile(r"[0-9]{3}"), "3 digits")
+_MNC = _Rule(re.compile(r"[0-9]{2,3}"), "2-3 digits")
+_AMOUNT = _Rule(
+    re.compile(r"-?(?:0|[1-9][0-9]{0,11})(?:\.[0-9]{1,6})?"),
+    "a decimal string with up to 12 integer and 6 fraction digits, such as '0.2500'",
+)
+_CURRENCY = _Rule(re.compile(r"[A-Z]{3}"), "an ISO 4217 code such as 'GBP'")
+_FILE_ID = _Rule(re.compile(r"[A-Za-z0-9._-]{1,64}"), "1-64 of A-Z a-z 0-9 . _ -")
+_SOURCE = _Rule(re.compile(r"[A-Za-z0-9._-]{1,32}"), "1-32 of A-Z a-z 0-9 . _ -")
+# The shape of RFC 3339 with an offset; fromisoformat then refuses a day that
+# the month does not have.
+_DATE_TIME = re.compile(
+    r"(?:19|2[0-9])[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_DATE_TIME_TEXT = (
+    "an RFC 3339 date-time in the years 1900-2999 with an offset, "
+    "such as '2026-11-21T09:58:01Z' or '2026-11-21T10:58:01+01:00'"
+)
+_NO_OFFSET = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+")
+
+_MAX_DURATION: Final = 2_678_400
+_MAX_VOLUME: Final = 2**63 - 1
+_MAX_UNITS: Final = 10**9
+
+_RECORD_FIELDS = [
+    "record_id",
+    "msisdn",
+    "imsi",
+    "usage_class",
+    "start_time",
+    "duration_seconds",
+    "volume_bytes",
+    "units",
+    "direction",
+    "called_number",
+    "mcc",
+    "mnc",
+]
+_RATED_FIELDS: Final = frozenset([*_RECORD_FIELDS, "charge", "discount"])
+_UNRATED_FIELDS: Final = frozenset(_RECORD_FIELDS)
+_CHARGE_FIELDS: Final = frozenset(["amount", "currency"])
+_DISCOUNT_FIELDS: Final = frozenset(["amount"])
+_HEADER_FIELDS: Final = frozenset(
+    ["file_id", "source", "created_at", "kind", "record_count"]
+)
+_FILE_FIELDS: Final = frozenset(["header", "records"])
+
+
+class _Problem(Exception):
+    def __init__(self, where: str, code: str, message: str) -> None:
+        self.where = where  # JSON Pointer relative to the record or header
+        self.code = code
+        self.message = message
+
+
+def validate_record(raw: object, kind: str, index: int) -> UsageRecord | RecordError:
+    """Check one record of a ``rated`` or ``unrated`` file (the record at
+    ``records[index]``): the record, or the first problem found in it."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'rated' or 'unrated', not {kind!r}")
+    rated = kind == "rated"
+    record_id = None
+    try:
+        if not isinstance(raw, dict):
+            raise _Problem(
+                "", "wrong_type", f"a record must be an object, not {_a(raw)}"
+            )
+        if not raw.keys() <= (_RATED_FIELDS if rated else _UNRATED_FIELDS):
+            raise _unexpected_field(raw, _RATED_FIELDS if rated else _UNRATED_FIELDS)
+        record_id = _text(raw, "record_id", _RECORD_ID)
+        msisdn = _optional_text(raw, "msisdn", _MSISDN)
+        imsi = _optional_text(raw, "imsi", _IMSI)
+        if msisdn is None and imsi is None:
+            raise _Problem("", "no_subscriber", "a record needs an msisdn or an imsi")
+        usage_class = _text(raw, "usage_class", _USAGE_CLASS)
+        start_time = _moment(raw, "start_time")
+        duration = _count(raw, "duration_seconds", _MAX_DURATION)
+        volume = _count(raw, "volume_bytes", _MAX_VOLUME)
+        units = _count(raw, "units", _MAX_UNITS)
+        if duration is None and volume is None and units is None:
+            raise _Problem(
+                "",
+                "no_quantity",
+                "a record needs duration_seconds, volume_bytes or units",
+            )
+        direction = _direction(raw)
+        called_number = _optional_text(raw, "called_number", _CALLED_NUMBER)
+        mcc = _optional_text(raw, "mcc", _MCC)
+        mnc = _optional_text(raw, "mnc", _MNC)
+        charge = currency = discount = None
+        if rated:
+            charge, currency = _charge(raw)
+            if "discount" in raw:
+                discount = _discount(raw)
+    except _Problem as problem:
+        path = f"/records/{index}{problem.where}"
+        return RecordError(record_id, problem.code, problem.message, path)
+    return UsageRecord(
+        record_id,
+        msisdn,
+        imsi,
+        usage_class,
+        start_time,
+        duration,
+        volume,
+        units,
+        direction,
+        called_number,
+        mcc,
+        mnc,
+        charge,
+        currency,
+        discount,
+    )
+
+
+def validate_header(raw: object, kind: str | None = None) -> Header | list[RecordError]:
+    """Check the header of a usage file (the value of its ``header`` field):
+    the header, or every problem found in it. With ``kind``, a header of the
+    other kind is refused (``wrong_kind``), as the schema of that kind does."""
+    if not isinstance(raw, dict):
+        message = f"the header must be an object, not {_a(raw)}"
+        return [RecordError(None, "wrong_type", message, "/header")]
+    problems = [_unknown(name) for name in raw if name not in _HEADER_FIELDS]
+    file_id = _attempt(problems, lambda: _text(raw, "file_id", _FILE_ID))
+    source = _attempt(problems, lambda: _text(raw, "source", _SOURCE))
+    created_at = _attempt(problems, lambda: _moment(raw, "created_at"))
+    file_kind = _attempt(problems, lambda: _kind(raw, kind))
+    count = _attempt(problems, lambda: _count(raw, "record_count", 10**9, True))
+    if (
+        problems
+        or file_id is None
+        or source is None
+        or created_at is None
+        or file_kind is None
+        or count is None
+    ):
+        return [
+            RecordError(None, problem.code, problem.message, "/header" + problem.where)
+            for problem in problems
+        ]
+    return Header(file_id, source, created_at, file_kind, count)
+
+
+def check_count(header: Header, actual: int) -> RecordError | None:
+    """Refuse a file whose header counts another number of records than it
+    holds: a truncated or padded file (JSON Schema cannot say this)."""
+    if header.record_count == actual:
+        return None
+    message = (
+        f"the header counts {header.record_count} records but the file holds {actual}"
+    )
+    return RecordError(None, "count_mismatch", message, "/header/record_count")
+
+
+def split_batch(raw: object) -> tuple[object, list[object]] | RecordError:
+    """The header and the records of a parsed usage file, or why the file is not
+    an object with exactly those two fields, the records an array."""
+    if not isinstance(raw, dict):
+        message = f"a usage file must be an object, not {_a(raw)}"
+        return RecordError(None, "wrong_type", message, "")
+    try:
+        if not raw.keys() <= _FILE_FIELDS:
+            raise _unexpected_field(raw, _FILE_FIELDS)
+        for name in ("header", "records"):
+            if name not in raw:
+                raise _missing(name)
+        records = raw["records"]
+        if not isinstance(records, list):
+            message = f"records must be an array, not {_a(records)}"
+            raise _Problem("/records", "wrong_type", message)
+    except _Problem as problem:
+        return RecordError(None, problem.code, problem.message, problem.where)
+    return raw["header"], records
+
+
+def _text(raw: dict[str, object], name: str, rule: _Rule) -> str:
+    value = raw.get(name, _ABSENT)
+    if isinstance(value, str) and rule.pattern.fullmatch(value) is not None:
+        return value
+    raise _text_problem(name, value, rule)
+
+
+def _optional_text(raw: dict[str, object], name: str, rule: _Rule) -> str | None:
+    value = raw.get(name, _ABSENT)
+    if isinstance(value, str) and rule.pattern.fullmatch(value) is not None:
+        return value
+    if value is _ABSENT:
+        return None
+    raise _text_problem(name, value, rule)
+
+
+def _text_problem(name: str, value: object, rule: _Rule) -> _Problem:
+    if value is _ABSENT:
+        return _missing(name)
+    if not isinstance(value, str):
+        message = f"{name} must be a string of {rule.text}, not {_a(value)}"
+        return _Problem("/" + name, "wrong_type", message)
+    message = f"{name} must be {rule.text}, not {_show(value)}"
+    return _Problem("/" + name, "bad_format", message)
+
+
+def _moment(raw: dict[str, object], name: str) -> datetime:
+    value = raw.get(name, _ABSENT)
+    if isinstance(value, str) and _DATE_TIME.fullmatch(value) is not None:
+        try:
+            return datetime.fromisoformat(value).astimezone(UTC)
+        except ValueError:
+            message = f"{name} {_show(value)} is not a date in the calendar"
+            raise _Problem("/" + name, "bad_format", message) from None
+    if value is _ABSENT:
+        raise _missing(name)
+    if not isinstance(value, str):
+        message = f"{name} must be a string: {_DATE_TIME_TEXT}, not {_a(value)}"
+        raise _Problem("/" + name, "wrong_type", message)
+    if _NO_OFFSET.fullmatch(value):
+        message = f"{name} {_show(value)} has no offset: add Z or +hh:mm"
+    else:
+        message = f"{name} must be {_DATE_TIME_TEXT}, not {_show(value)}"
+    raise _Problem("/" + name, "bad_format", message)
+
+
+def _count(
+    raw: dict[str, object], name: str, maximum: int, required: bool = False
+) -> int | None:
+    value = raw.get(name, _ABSENT)
+    if type(value) is int and 0 <= value <= maximum:
+        return value
+    if value is _ABSENT:
+        if required:
+            raise _missing(name)
+        return None
+    if isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        message = f"{name} must be a whole number, not {_a(value)}"
+        raise _Problem("/" + name, "wrong_type", message)
+    if 0 <= number <= maximum:
+        return number
+    shown = f", not {number}" if number.bit_length() < 128 else ""
+    message = f"{name} must be from 0 to {maximum:,}{shown}"
+    raise _Problem("/" + name, "out_of_range", message)
+
+
+def _direction(raw: dict[str, object]) -> str:
+    value = raw.get("direction", _ABSENT)
+    if isinstance(value, str) and (value == "MO" or value == "MT"):
+        return value
+    if value is _ABSENT:
+        raise _missing("direction")
+    code = "bad_format" if isinstance(value, str) else "wrong_type"
+    message = f"direction must be 'MO' or 'MT', not {_show(value)}"
+    raise _Problem("/direction", code, message)
+
+
+def _kind(raw: dict[str, object], expected: str | None) -> str:
+    value = raw.get("kind", _ABSENT)
+    if value is _ABSENT:
+        raise _missing("kind")
+    if not isinstance(value, str) or value not in KINDS:
+        code = "bad_format" if isinstance(value, str) else "wrong_type"
+        message = f"kind must be 'rated' or 'unrated', not {_show(value)}"
+        raise _Problem("/kind", code, message)
+    if expected is not None and value != expected:
+        message = f"this is {value} usage; {expected} usage was expected"
+        raise _Problem("/kind", "wrong_kind", message)
+    return value
+
+
+def _charge(raw: dict[str, object]) -> tuple[Decimal, str | None]:
+    value = raw.get("charge")
+    if type(value) is dict and len(value) == 2:
+        amount = value.get("amount")
+        currency = value.get("currency")
+        if (
+            type(amount) is str
+            and type(currency) is str
+            and _AMOUNT.pattern.fullmatch(amount) is not None
+            and _CURRENCY.pattern.fullmatch(currency) is not None
+        ):
+            return Decimal(amount), currency
+    return _money(raw, "charge", _CHARGE_FIELDS)
+
+
+def _discount(raw: dict[str, object]) -> Decimal:
+    value = raw.get("discount")
+    if type(value) is dict and len(value) == 1:
+        amount = value.get("amount")
+        if type(amount) is str and _AMOUNT.pattern.fullmatch(amount) is not None:
+            return Decimal(amount)
+    return _money(raw, "discount", _DISCOUNT_FIELDS)[0]
+
+
+def _money(
+    raw: dict[str, object], name: str, fields: frozenset[str]
+) -> tuple[Decimal, str | None]:
+    """The amount and currency of a charge or a discount, or its problem."""
+    value = raw.get(name, _ABSENT)
+    if value is _ABSENT:
+        raise _missing(name)
+    if not isinstance(value, dict):
+        message = f"{name} must be an object with {' and '.join(sorted(fields))}"
+        raise _Problem("/" + name, "wrong_type", f"{message}, not {_a(value)}")
+    try:
+        if not value.keys() <= fields:
+            raise _unexpected_field(value, fields)
+        amount = _text(value, "amount", _AMOUNT)
+        currency = _text(value, "currency", _CURRENCY) if "currency" in fields else None
+    except _Problem as problem:
+        where = f"/{name}{problem.where}"
+        raise _Problem(where, problem.code, f"{name}: {problem.message}") from None
+    return Decimal(amount), currency
+
+
+def _unexpected_field(raw: dict[str, object], allowed: frozenset[str]) -> _Problem:
+    name = next(name for name in raw if name not in allowed)
+    if allowed is _UNRATED_FIELDS and name in _RATED_FIELDS:
+        message = f"{name} is not allowed in unrated usage, which monetise prices"
+        return _Problem("/" + name, "forbidden_field", message)
+    return _unknown(name)
+
+
+def _unknown(name: str) -> _Problem:
+    where = "/" + name.replace("~", "~0").replace("/", "~1")
+    return _Problem(where, "unknown_field", f"{_show(name)} is not a field here")
+
+
+def _missing(name: str) -> _Problem:
+    return _Problem("/" + name, "missing_field", f"{name} is required")
+
+
+def _attempt(problems: list[_Problem], check: Callable[[], _T]) -> _T | None:
+    try:
+        return check()
+    except _Problem as problem:
+        problems.append(problem)
+        return None
+
+
+_JSON_TYPES: Final = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "an object",
+}
+
+
+def _a(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _show(value: object) -> str:
+    if not isinstance(value, str):
+        return _a(value)
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "...'"
