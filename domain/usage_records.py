@@ -118,6 +118,7 @@ _NO_OFFSET = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9:.]+")
 _MAX_DURATION: Final = 2_678_400
 _MAX_VOLUME: Final = 2**63 - 1
 _MAX_UNITS: Final = 10**9
+_MAX_RECORD_COUNT: Final = 10**9
 
 _RECORD_FIELDS = [
     "record_id",
@@ -156,14 +157,14 @@ def validate_record(raw: object, kind: str, index: int) -> UsageRecord | RecordE
     if kind not in KINDS:
         raise ValueError(f"kind must be 'rated' or 'unrated', not {kind!r}")
     rated = kind == "rated"
+    allowed = _RATED_FIELDS if rated else _UNRATED_FIELDS
     record_id = None
     try:
         if not isinstance(raw, dict):
-            raise _Problem(
-                "", "wrong_type", f"a record must be an object, not {_a(raw)}"
-            )
-        if not raw.keys() <= (_RATED_FIELDS if rated else _UNRATED_FIELDS):
-            raise _unexpected_field(raw, _RATED_FIELDS if rated else _UNRATED_FIELDS)
+            message = f"a record must be an object, not {_a(raw)}"
+            raise _Problem("", "wrong_type", message)
+        if not raw.keys() <= allowed:
+            raise _unexpected_field(raw, allowed)
         record_id = _text(raw, "record_id", _RECORD_ID)
         msisdn = _optional_text(raw, "msisdn", _MSISDN)
         imsi = _optional_text(raw, "imsi", _IMSI)
@@ -223,7 +224,9 @@ def validate_header(raw: object, kind: str | None = None) -> Header | list[Recor
     source = _attempt(problems, lambda: _text(raw, "source", _SOURCE))
     created_at = _attempt(problems, lambda: _moment(raw, "created_at"))
     file_kind = _attempt(problems, lambda: _kind(raw, kind))
-    count = _attempt(problems, lambda: _count(raw, "record_count", 10**9, True))
+    count = _attempt(
+        problems, lambda: _count(raw, "record_count", _MAX_RECORD_COUNT, True)
+    )
     if (
         problems
         or file_id is None

@@ -49,8 +49,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ingest.transform.common import shift_decimal
 from ingest.transform.currency import currency_code
+from ingest.transform.generic import shift_decimal
 from ingest.transform.profiles import Checker, at, join
 from ingest.transform.times import parse_rfc3339
 
@@ -113,8 +113,14 @@ def build_steps(
 def run_steps(steps: tuple[Step, ...], text: str) -> Any:
     """Apply the steps to a column's text; raises :class:`ConversionError`."""
     value: Any = text
-    for step in steps:
-        value = step.apply(value)
+    try:
+        for step in steps:
+            value = step.apply(value)
+    except ConversionError:
+        raise
+    except (ArithmeticError, ValueError) as error:
+        # e.g. an integer of more digits than Python converts from text
+        raise ConversionError(f"cannot be converted: {error}") from None
     return value
 
 

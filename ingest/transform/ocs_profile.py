@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.transform.common import MCC, MNC, USAGE_CLASS
+from ingest.transform.generic import MCC, MNC, USAGE_CLASS
 from ingest.transform.profiles import Checker, at, join, read_document
 
 DEFAULT_PROFILE = (

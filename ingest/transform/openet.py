@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.transform.common import (
+from ingest.transform.common import FileRefusedError, TransformResult
+from ingest.transform.converters import ConversionError, Step, build_steps, run_steps
+from ingest.transform.generic import (
     GENERIC_FIELDS,
     QUANTITY_FIELDS,
-    FileRefusedError,
     Problem,
-    TransformResult,
     build_record,
 )
-from ingest.transform.converters import ConversionError, Step, build_steps, run_steps
 from ingest.transform.profiles import Checker, at, join, read_document
 
 DEFAULT_PROFILE = (

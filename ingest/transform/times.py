@@ -49,7 +49,10 @@ def parse_rfc3339(text: str) -> datetime:
         offset = timedelta(hours=hours, minutes=minutes)
         zone = timezone(offset if match["sign"] == "+" else -offset)
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{_quote(text)} is out of range") from None
 
 
 def format_utc(moment: datetime) -> str:

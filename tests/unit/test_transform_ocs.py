@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from ingest.transform import ocs
-from ingest.transform.common import money_text, write_outputs
+from ingest.transform.common import write_outputs
 from ingest.transform.currency import ISO_4217_NUMERIC, currency_code
+from ingest.transform.generic import money_text
 from ingest.transform.ocs_profile import DEFAULT_PROFILE, parse_profile
 from ingest.transform.profiles import ProfileError
 from ingest.transform.times import format_utc, parse_rfc3339
@@ -76,10 +77,14 @@ def with_container(rating_group: int = 10, **changes: Any) -> dict[str, Any]:
 
 
 def transform(*requests: dict[str, Any] | str, profile: ocs.OcsProfile = PROFILE):
-    lines = [
-        item if isinstance(item, str) else json.dumps(item) + "\n" for item in requests
-    ]
+    lines = [item if isinstance(item, str) else as_line(item) for item in requests]
     return ocs.transform(lines, profile, "OCS1")
+
+
+def as_line(request: dict[str, Any]) -> str:
+    """The request as a JSON line; a Decimal is written as the number literal."""
+    text = json.dumps(request, default=lambda value: f"<<{value}>>")
+    return text.replace('"<<', "").replace('>>"', "") + "\n"
 
 
 def only_record(*requests: dict[str, Any] | str) -> dict[str, Any]:
@@ -181,7 +186,8 @@ def test_the_written_sample_matches_the_published_schema(tmp_path: Path) -> None
 
     document = json.loads(written.path.read_text(encoding="utf-8"))
     jsonschema.validate(document, json.loads(schema_file.read_text(encoding="utf-8")))
-    errors = json.loads(written.errors_path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+    assert written.errors_path is not None
+    errors = json.loads(written.errors_path.read_text(encoding="utf-8"))
     assert (errors["record_count"], errors["error_count"]) == (10, 2)
 
 
@@ -282,6 +288,8 @@ def test_the_start_time_accepts_offsets_and_short_fractions(
         ("2026-11-31T09:58:01Z", "is not a real date-time"),
         ("21/11/2026 09:58", "is not an RFC 3339 date-time"),
         ("2026-11-21T09:58:01+25:00", "impossible UTC offset"),
+        ("0001-01-01T00:00:00+01:00", "is out of range"),
+        ("1899-12-31T23:59:59Z", "is not in the years 1900 to 2999"),
     ],
 )
 def test_an_unparsable_time_is_an_error_naming_the_field(
@@ -382,6 +390,8 @@ def test_a_big_volume_line_is_read_without_a_float() -> None:
         ({"uplinkVolume": -5}, "uplinkVolume", "is negative"),
         ({"totalVolume": 1.5}, "totalVolume", "is not a whole number"),
         ({"totalVolume": "lots"}, "totalVolume", "is not a whole number"),
+        ({"totalVolume": "9" * 5000}, "totalVolume", "is not a whole number"),
+        ({"totalVolume": Decimal("1E+999999999")}, "totalVolume", "not a whole number"),
         ({"totalVolume": 2**64}, "totalVolume", "is more than 18446744073709551615"),
         ({"totalVolume": 2**63}, "totalVolume", "is more than the generic format's"),
         ({"time": 60}, "", "has no totalVolume or uplinkVolume/downlinkVolume"),
@@ -645,6 +655,21 @@ def _cost_exponent(cost: dict[str, Any]) -> int:
             {"unitValue": {"valueDigits": 1, "exponent": -7}, "currencyCode": "GBP"},
             "costInformation.unitValue",
             "more than 6 decimal places",
+        ),
+        (
+            {"unitValue": {"valueDigits": 1, "exponent": 2**31 - 1}, "currencyCode": 1},
+            "costInformation.unitValue",
+            "more than 12 integer digits",
+        ),
+        (
+            {"unitValue": {"valueDigits": 1, "exponent": -(2**31)}, "currencyCode": 1},
+            "costInformation.unitValue",
+            "more than 6 decimal places",
+        ),
+        (
+            {"unitValue": {"valueDigits": 1, "exponent": 2**31}, "currencyCode": 1},
+            "costInformation.unitValue.exponent",
+            "is not a 32-bit integer",
         ),
         (
             {"unitValue": {"valueDigits": 1, "exponent": 13}, "currencyCode": "GBP"},

@@ -392,6 +392,7 @@ def test_the_timestamp_converter_gives_utc(
         ("digits", "١٢٣٤", str, "is not digits only"),
         ({"name": "digits", "max_length": 3}, "1234", str, "has 4 digits"),
         ("int", "1.5", int, "'1.5' is not a whole number"),
+        ("int", "9" * 5000, int, "cannot be converted"),
         ("int", "-1", int, "-1 is less than 0"),
         ({"name": "int", "max": 10}, "11", int, "11 is more than 10"),
         ("decimal", "1e3", Decimal, "is not a decimal number"),
@@ -715,7 +716,8 @@ def test_outputs_are_named_after_the_file_and_errors_sit_beside_it(
         "record_count": 18,
     }
     assert len(document["records"]) == 18
-    errors = json.loads(written.errors_path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+    assert written.errors_path is not None
+    errors = json.loads(written.errors_path.read_text(encoding="utf-8"))
     assert (errors["output"], errors["error_count"]) == ("OPENET1-20261121.json", 2)
     assert set(errors["errors"][0]) == {
         "line",
