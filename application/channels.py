@@ -10,10 +10,8 @@ so that a retried actioned item never sends a customer the same message twice.
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +21,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from application.files import write_atomically
 
 CHANNELS = ("email", "sms", "letter", "push")
 DEFAULT_SENDER = "noreply@monetise.invalid"
@@ -131,21 +131,10 @@ class Channels:
         content = json.dumps(
             self._communication_message(message), indent=2, ensure_ascii=False
         )
-        # Readers skip dot-files, and the rename is atomic within a directory:
-        # a reader sees the whole file or none. A unique temporary name keeps
-        # two writers of the same message from writing into one file.
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with temporary.open("w", encoding="utf-8") as file:
-                file.write(content + "\n")
-                file.flush()
-                os.fsync(file.fileno())
-            temporary.replace(target)
+            write_atomically(target, [content, "\n"])
         except OSError as error:
             raise DeliveryError(f"cannot write outbox file {target}: {error}") from None
-        finally:
-            temporary.unlink(missing_ok=True)
-        _fsync_directory(target.parent)
         return f"outbox {target}"
 
     def _communication_message(self, message: Message) -> dict[str, Any]:
@@ -236,20 +225,6 @@ def _parse_smtp_url(url: str) -> tuple[str, int]:
     if parts.scheme != "smtp" or not parts.hostname:
         raise ValueError(f"unsupported SMTP URL {url!r}: use smtp://host:port")
     return parts.hostname, parts.port or 25
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # Some file systems cannot fsync a directory; the file is synced.
-    finally:
-        os.close(descriptor)
 
 
 def _text(reply: bytes | str) -> str:

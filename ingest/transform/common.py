@@ -8,7 +8,6 @@ the generic file and, beside it, the error file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from application.files import write_atomically
 from ingest.transform.generic import Problem
 from ingest.transform.times import format_utc, parse_rfc3339
 
@@ -189,30 +189,5 @@ def _generic_document(
 
 
 def _write_atomically(path: Path, chunks: Sequence[str]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as stream:
-            for chunk in chunks:
-                stream.write(chunk)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    # NAME.tmp, renamed when whole: the inbound contract's incomplete file.
+    write_atomically(path, chunks, temporary=path.with_name(path.name + ".tmp"))
