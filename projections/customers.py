@@ -87,14 +87,11 @@ class AggregateView(Projection):
     def _select(
         self, where: dict[str, Any], order: str, limit: int, offset: int
     ) -> Rows:
-        clauses = [f"{column} = ?" for column, v in where.items() if v is not None]
-        params = [str(v) for v in where.values() if v is not None]
-        sql = f"SELECT * FROM {self.table.name}"  # noqa: S608
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += f" ORDER BY {order} LIMIT ? OFFSET ?"
-        with self.db.read() as tx:
-            rows = tx.fetchall(sql, (*params, limit, offset))
+        filters = {
+            f"{column} = ?": None if value is None else str(value)
+            for column, value in where.items()
+        }
+        rows = self.db.select(self.table.name, filters, order, limit, offset)
         return [self._decode(row) for row in rows]
 
 

@@ -668,12 +668,7 @@ class WorkflowEventsView(Projection):
             "event_type = ?": event_type,
             "event_code = ?": event_code,
         }
-        where = [clause for clause, value in filters.items() if value is not None]
-        params = [value for value in filters.values() if value is not None]
-        sql = "SELECT * FROM view_workflow_events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY raised_at DESC, id LIMIT ? OFFSET ?"
-        with self.db.read() as tx:
-            rows = tx.fetchall(sql, (*params, limit, offset))
+        rows = self.db.select(
+            "view_workflow_events", filters, "raised_at DESC, id", limit, offset
+        )
         return [_event(row) for row in rows]

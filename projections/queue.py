@@ -356,14 +356,9 @@ class ActionedItemsView(Projection):
             "workflow_event_id = ?": text(workflow_event_id),
             "handler = ?": handler,
         }
-        where = [clause for clause, value in filters.items() if value is not None]
-        params = [value for value in filters.values() if value is not None]
-        sql = "SELECT * FROM view_actioned_items"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY due_at, item_id LIMIT ? OFFSET ?"
-        with self.db.read() as tx:
-            rows = tx.fetchall(sql, (*params, limit, offset))
+        rows = self.db.select(
+            "view_actioned_items", filters, "due_at, item_id", limit, offset
+        )
         return [_item(row) for row in rows]
 
     def for_workflow_event(self, workflow_event_id: UUID | str) -> Rows:

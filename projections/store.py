@@ -185,6 +185,23 @@ class ViewDatabase:
         """A read transaction: one consistent snapshot for several queries."""
         return self.transaction(write=False)
 
+    def select(
+        self, table: str, filters: dict[str, Any], order: str, limit: int, offset: int
+    ) -> list[Row]:
+        """Rows of ``table`` matching every filter whose value is not None.
+
+        ``filters`` maps a condition with one ``?`` (``"status = ?"``) to its
+        value; ``order`` is a trusted ORDER BY list written by the caller.
+        """
+        where = [clause for clause, value in filters.items() if value is not None]
+        params = [value for value in filters.values() if value is not None]
+        sql = f"SELECT * FROM {table}"  # noqa: S608
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {order} LIMIT ? OFFSET ?"
+        with self.read() as tx:
+            return tx.fetchall(sql, (*params, limit, offset))
+
     @contextmanager
     def _sqlite_transaction(self, write: bool) -> Iterator[Transaction]:
         conn = self._sqlite_connection()
