@@ -12,7 +12,7 @@ test: $(VENV)/.installed-test servers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -v
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
