@@ -415,6 +415,13 @@ def get_item(
     return dict(found)
 
 
+def _item_command(p: Platform, item_id: UUID, command: Callable[[UUID], None]) -> None:
+    """Run a command on the account or subscription that holds the item."""
+    owner_id = _owner_of_item(p, item_id)
+    with problems():
+        command(owner_id)
+
+
 @router.post(
     "/actioned-items/{item_id}/retry",
     summary="Retry a dead or failed actioned item now",
@@ -422,9 +429,13 @@ def get_item(
 def retry_item(
     item_id: UUID, caller: Caller = Depends(agent), p: Platform = Depends(platform)
 ) -> dict[str, str]:
-    owner_id = _owner_of_item(p, item_id)
-    with problems():
-        p.care.retry_item(owner_id=owner_id, item_id=str(item_id), actor=caller.name)
+    _item_command(
+        p,
+        item_id,
+        lambda owner_id: p.care.retry_item(
+            owner_id=owner_id, item_id=str(item_id), actor=caller.name
+        ),
+    )
     return {"outcome": "retrying"}
 
 
@@ -437,14 +448,16 @@ def cancel_item(
     caller: Caller = Depends(agent),
     p: Platform = Depends(platform),
 ) -> dict[str, str]:
-    owner_id = _owner_of_item(p, item_id)
-    with problems():
-        p.care.cancel_item(
+    _item_command(
+        p,
+        item_id,
+        lambda owner_id: p.care.cancel_item(
             owner_id=owner_id,
             item_id=str(item_id),
             actor=caller.name,
             reason=body.reason if body else "",
-        )
+        ),
+    )
     return {"outcome": "cancelled"}
 
 
@@ -457,12 +470,14 @@ def complete_item(
     caller: Caller = Depends(agent),
     p: Platform = Depends(platform),
 ) -> dict[str, str]:
-    owner_id = _owner_of_item(p, item_id)
-    with problems():
-        p.care.complete_external_item(
+    _item_command(
+        p,
+        item_id,
+        lambda owner_id: p.care.complete_external_item(
             owner_id=owner_id,
             item_id=str(item_id),
             actor=caller.name,
             note=body.reason if body else "",
-        )
+        ),
+    )
     return {"outcome": "completed"}
