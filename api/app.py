@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api import problems
 from api.keys import KeyRing
-from api.routes import care, catalogue
+from api.routes import care, catalogue, usage
 from application.platform import Platform
 
 VERSION = "0.1.0"
@@ -31,6 +31,7 @@ def create_app(platform: Platform, keys: KeyRing) -> FastAPI:
     problems.install(app)
     app.include_router(catalogue.router)
     app.include_router(care.router)
+    app.include_router(usage.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and storage check")
     def health(request: Request) -> dict[str, Any]:

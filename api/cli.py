@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from api import cli_care
+from api import cli_care, cli_usage
 from api.keys import KeyFileError, KeyRing, write_new_key_file
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
 from application.demo import seed as seeding
@@ -20,6 +21,7 @@ from application.platform import Platform
 from application.settings import Settings
 from application.worker import Worker
 from domain.catalogue.fields import CatalogueRejected
+from ingest import daemons
 
 app = typer.Typer(
     help="monetise: event-sourced customer care and billing.",
@@ -31,6 +33,7 @@ catalogue_app = typer.Typer(
 )
 app.add_typer(catalogue_app, name="catalogue")
 cli_care.register(app)
+cli_usage.register(app)
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
 Actor = Annotated[str | None, typer.Option(help="Who makes the change (audit)")]
@@ -131,6 +134,11 @@ def up(
             typer.echo("Demo customers, subscriptions and workflow events created.")
     background = Worker(platform)
     background.start()
+    stop_daemons = threading.Event()
+    daemons.run_all(platform, stop_daemons)
+    typer.echo(
+        f"Daemons watching {settings.home / 'inbound'}: {', '.join(daemons.DAEMONS)}"
+    )
     typer.echo(
         f"API on http://{settings.host}:{settings.port} "
         f"(database: {platform.database.backend}, home: {settings.home})"
@@ -138,6 +146,7 @@ def up(
     try:
         _serve(settings, platform, keys)
     finally:
+        stop_daemons.set()
         background.stop()
         platform.close()
 

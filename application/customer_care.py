@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
@@ -721,6 +722,53 @@ class CustomerCare(ProcessApplication[UUID]):
         if kind is not object and not isinstance(aggregate, kind):
             raise NotFound(f"no {field.removesuffix('_id')} {aggregate_id}")
         return aggregate
+
+    def charge_prepaid_usage(
+        self, batch_id: UUID, run: int, charges: dict[str, tuple[Decimal, int]]
+    ) -> int:
+        """Take each subscription's net prepaid usage of a batch run off its
+        balance; idempotent per batch and run. Returns how many were charged."""
+        charged = 0
+        pending = sorted(charges.items())
+        # Many subscriptions per save while nobody else writes them; one at a
+        # time, retried, for a group that met a concurrent change.
+        for start in range(0, len(pending), 500):
+            group = pending[start : start + 500]
+            changed = []
+            for subscription_id, (amount, records) in group:
+                subscription = self.subscription(UUID(subscription_id))
+                if subscription.charge_prepaid_usage(batch_id, run, amount, records):
+                    changed.append(subscription)
+            try:
+                self.save(*changed)
+            except IntegrityError:
+                charged += self._charge_one_by_one(batch_id, run, group)
+            else:
+                charged += len(changed)
+        return charged
+
+    def _charge_one_by_one(
+        self,
+        batch_id: UUID,
+        run: int,
+        charges: list[tuple[str, tuple[Decimal, int]]],
+    ) -> int:
+        charged = 0
+        for subscription_id, (amount, records) in charges:
+
+            def charge(
+                subscription_id: str = subscription_id,
+                amount: Decimal = amount,
+                records: int = records,
+            ) -> bool:
+                subscription = self.subscription(UUID(subscription_id))
+                done = subscription.charge_prepaid_usage(batch_id, run, amount, records)
+                if done:
+                    self.save(subscription)
+                return done
+
+            charged += self._retrying(charge)
+        return charged
 
     def _retrying(self, command: Callable[[], T]) -> T:
         """Run a command again when another writer changed the aggregate first."""

@@ -17,6 +17,8 @@ from application.persistence import Database, database, schema_lock
 from application.settings import Settings
 
 if TYPE_CHECKING:
+    from application.usage import UsageBatches, UsageLoader
+    from projections.usage import UsageViews
     from projections.views import Views
 
 
@@ -83,6 +85,39 @@ class Platform:
             recovery_grace=timedelta(seconds=self.settings.recovery_grace_seconds),
         )
 
+    @cached_property
+    def usage_batches(self) -> UsageBatches:
+        from application.usage import UsageBatches
+
+        with schema_lock(self.database):
+            return UsageBatches(env=self.env_for(UsageBatches.name))
+
+    @cached_property
+    def usage_views(self) -> UsageViews:
+        from projections.usage import UsageViews
+
+        batches = self.usage_batches
+        with schema_lock(self.database):
+            return UsageViews(batches, self.database)
+
+    @cached_property
+    def usage(self) -> UsageLoader:
+        """The usage loader and rated-usage job."""
+        from application.usage import UsageLoader
+        from domain.usage_loading import HomeNetwork
+        from ingest.keyring import KeyRing
+
+        return UsageLoader(
+            self.usage_batches,
+            self.usage_views,
+            self.care,
+            self.views,
+            self.catalogue,
+            KeyRing.in_home(self.settings.home),
+            HomeNetwork(self.settings.home_mcc, self.settings.home_mnc),
+            chunk_records=self.settings.usage_chunk_records,
+        )
+
     def work(self, limit: int = 500) -> int:
         """One round of background work; returns how much was done."""
         done = self.care.process_pending(limit, self.live)
@@ -110,6 +145,13 @@ class Platform:
         return env
 
     def close(self) -> None:
-        for name in ("views", "network", "care", "catalogue"):
+        for name in (
+            "usage_views",
+            "usage_batches",
+            "views",
+            "network",
+            "care",
+            "catalogue",
+        ):
             if name in self.__dict__:
                 self.__dict__[name].close()

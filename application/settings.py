@@ -47,6 +47,23 @@ class Settings(BaseSettings):
         description="First retry delay of a failed action; doubles each attempt.",
     )
 
+    home_mcc: str = Field(
+        default="234",
+        pattern=r"^[0-9]{3}$",
+        description="Mobile country code of the home network (roaming is elsewhere).",
+    )
+    home_mnc: str = Field(
+        default="15",
+        pattern=r"^[0-9]{2,3}$",
+        description="Mobile network code of the home network.",
+    )
+    usage_chunk_records: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Records staged per event of a usage batch.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite files under the home directory."""

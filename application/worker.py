@@ -39,6 +39,7 @@ class Worker:
                     next_recovery = time.monotonic() + RECOVERY_INTERVAL
                 done = self.platform.work()
                 self.platform.views.catch_up()
+                self.platform.usage_views.catch_up()
             except Exception:
                 # One bad round must not stop every later one; it is logged
                 # with its traceback and tried again after a pause.

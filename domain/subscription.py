@@ -31,7 +31,7 @@ SUBSCRIPTION_HANDLERS = (
 
 class Subscription(WorkflowLog, Aggregate):
     TOPIC = "monetise.subscription:Subscription"
-    class_version = 1
+    class_version = 2  # v2: charged_batches (prepaid usage)
     LEVEL = "subscription"
 
     class Created(Aggregate.Created):
@@ -90,6 +90,22 @@ class Subscription(WorkflowLog, Aggregate):
         balance: Decimal
         item_id: str
 
+    class PrepaidUsageCharged(Aggregate.Event):
+        """Loaded prepaid usage of a usage batch was taken off the balance."""
+
+        TOPIC = "monetise.subscription:Subscription.PrepaidUsageCharged"
+        class_version = 1
+        batch_id: UUID
+        run: int
+        amount: Decimal
+        records: int
+        balance: Decimal
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots from before prepaid usage charging."""
+        state["charged_batches"] = {}
+
     @event(Created)
     def __init__(
         self,
@@ -114,6 +130,8 @@ class Subscription(WorkflowLog, Aggregate):
         self.bars: list[str] = []
         self.services: list[str] = []
         self.prepaid_balance = Decimal("0")
+        # batch:run → records charged; a dict because snapshots store JSON.
+        self.charged_batches: dict[str, int] = {}
         self.workflow_events: dict[str, dict[str, Any]] = {}
         self.actioned_items: dict[str, dict[str, Any]] = {}
 
@@ -209,6 +227,28 @@ class Subscription(WorkflowLog, Aggregate):
             amount=amount, currency=self.currency, balance=balance, item_id=item_id
         )
         return f"topped up {amount} {self.currency}; balance {balance}"
+
+    def charge_prepaid_usage(
+        self, batch_id: UUID, run: int, amount: Decimal, records: int
+    ) -> bool:
+        """Take a batch run's net prepaid usage off the balance, once per run."""
+        if f"{batch_id}:{run}" in self.charged_batches:
+            return False
+        self._charge_prepaid_usage(
+            batch_id=batch_id,
+            run=run,
+            amount=amount,
+            records=records,
+            balance=self.prepaid_balance - amount,
+        )
+        return True
+
+    @event(PrepaidUsageCharged)
+    def _charge_prepaid_usage(
+        self, batch_id: UUID, run: int, amount: Decimal, records: int, balance: Decimal
+    ) -> None:
+        self.charged_batches[f"{batch_id}:{run}"] = records
+        self.prepaid_balance = balance
 
     @event(BarApplied)
     def _bar(self, bar: str, item_id: str) -> None:

@@ -315,8 +315,11 @@ class WorkflowLog:
             key: dict(item) for key, item in self.actioned_items.items()
         }
         for name, value in state.items():
-            if isinstance(value, list):
-                state[name] = list(value)
+            if isinstance(value, list) or (
+                isinstance(value, dict)
+                and name not in ("workflow_events", "actioned_items")
+            ):
+                state[name] = type(value)(value)
         state["_pending_events"] = []
         copy.__dict__.update(state)
         return copy

@@ -163,6 +163,7 @@ class SubscriptionsView(AggregateView):
         Subscription.ServiceAdded: _add("services", "service"),
         Subscription.ServiceRemoved: _remove("services", "service"),
         Subscription.ToppedUp: _topped_up,
+        Subscription.PrepaidUsageCharged: _topped_up,
     }
     topics = topics_of(created, *changes)
     json_columns = ("bars", "services")

@@ -8,6 +8,7 @@ that comparing and ordering them as text is comparing and ordering the times.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -50,6 +51,12 @@ def json_text(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _lock_key(name: str) -> int:
+    """A PostgreSQL advisory lock key for a name."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 @functools.lru_cache(maxsize=1024)
 def _to_psycopg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
@@ -75,6 +82,15 @@ class Transaction:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(self._sql(sql), params)
+
+    def copy_rows(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """PostgreSQL only: rows into ``table`` through COPY (bulk loads)."""
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
@@ -114,8 +130,7 @@ class Transaction:
         catalogue). SQLite: nothing to do, a write transaction is exclusive.
         """
         if self._pg:
-            digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-            key = int.from_bytes(digest, "big", signed=True)
+            key = _lock_key(name)
             self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
@@ -180,6 +195,30 @@ class ViewDatabase:
                 conn.cursor() as cursor,
             ):
                 yield Transaction(cursor, self.backend)
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold a lock named ``name`` across processes while the block runs.
+
+        PostgreSQL: a session advisory lock on a connection kept for the
+        block. SQLite: an exclusive ``flock`` on a file beside the views.
+        """
+        key = _lock_key(name)
+        if self.backend == "sqlite":
+            lock_file = self.path.with_name(f"{self.path.name}.{name}.lock")
+            with lock_file.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def read(self) -> AbstractContextManager[Transaction]:
         """A read transaction: one consistent snapshot for several queries."""
@@ -300,6 +339,32 @@ class Table:
             f"{self.insert_sql} ON CONFLICT ({', '.join(self.key)}) "
             f"DO UPDATE SET {updates}"
         )
+
+    def insert_new(self, tx: Transaction, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert many rows in column order, skipping keys already present.
+
+        PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT
+        DO NOTHING — for bulk loads several times faster than a pipelined
+        executemany, and a repeated key cannot abort the transaction.
+        """
+        if not rows:
+            return
+        ignore = f" ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+        if tx.backend != "postgres":
+            tx.executemany(self.insert_sql + ignore, rows)
+            return
+        staging = f"staging_{self.name}"
+        tx.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+            f"(LIKE {self.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        tx.copy_rows(staging, self.column_names, rows)
+        names = ", ".join(self.column_names)
+        tx.execute(
+            f"INSERT INTO {self.name} ({names}) SELECT {names} FROM {staging}"  # noqa: S608
+            + ignore
+        )
+        tx.execute(f"TRUNCATE {staging}")
 
     def values(self, row: Row) -> tuple[Any, ...]:
         return tuple(row[name] for name in self.column_names)

@@ -11,6 +11,7 @@ from eventsourcing.application import Application
 from application.persistence import Database
 from projections.customers import AccountsView, CustomersView, SubscriptionsView
 from projections.history import WorkflowEventsView
+from projections.identities import SubscriberIdentitiesView
 from projections.queue import ActionedItemsView
 from projections.runner import Projection, ProjectionRunner, catch_up_together, poll
 from projections.store import Row, ViewDatabase
@@ -36,12 +37,14 @@ class Views:
         self.subscriptions = SubscriptionsView(self.db)
         self.accounts = AccountsView(self.db)
         self.customers = CustomersView(self.db)
+        self.identities = SubscriberIdentitiesView(self.db)
         self.projections: tuple[Projection, ...] = (
             self.actioned_items,
             self.workflow_events,
             self.subscriptions,
             self.accounts,
             self.customers,
+            self.identities,
         )
         self.runners = {
             p.name: ProjectionRunner(app, p, self.db) for p in self.projections

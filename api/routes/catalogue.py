@@ -38,6 +38,7 @@ class SimpleKind(StrEnum):
     action_types = "action-types"
     action_codes = "action-codes"
     templates = "templates"
+    usage_classes = "usage-classes"
 
 
 class ChangeCounts(BaseModel):

@@ -27,6 +27,7 @@ KIND_ORDER = (
     Kind.TEMPLATES,
     Kind.ACTION_CODES,
     Kind.EVENT_CODES,
+    Kind.USAGE_CLASSES,
 )
 
 

@@ -15,6 +15,7 @@ DOCUMENT_ORDER = (
     Kind.ACTION_TYPES,
     Kind.ACTION_CODES,
     Kind.TEMPLATES,
+    Kind.USAGE_CLASSES,
 )
 
 

@@ -1,4 +1,4 @@
-"""The five kinds of catalogue item, read from documents into canonical values."""
+"""The kinds of catalogue item, read from documents into canonical values."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ EVENT_CODE_FORMAT = re.compile(r"[A-Z0-9]{3,4}")
 ACTION_TYPE_FORMAT = re.compile(r"[A-Z0-9]{3,4}")
 ACTION_CODE_FORMAT = re.compile(r"[A-Z0-9]{1,6}")
 TEMPLATE_CODE_FORMAT = re.compile(r"[A-Z0-9_]{1,16}")
+USAGE_CLASS_FORMAT = re.compile(r"[A-Z0-9_]{1,32}")
+USAGE_UNITS = ("seconds", "bytes", "units")
 LANGUAGE_FORMAT = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
 
 CODE_RULE_3_4 = "3 to 4 upper-case letters or digits"
@@ -48,6 +50,7 @@ class Kind(StrEnum):
     ACTION_TYPES = "action_types"
     ACTION_CODES = "action_codes"
     TEMPLATES = "templates"
+    USAGE_CLASSES = "usage_classes"
 
     @property
     def singular(self) -> str:
@@ -171,7 +174,22 @@ class Template:
         return self.code
 
 
-Item = EventType | EventCode | ActionType | ActionCode | Template
+@dataclass(frozen=True)
+class UsageClass:
+    """A usage class code that usage records may carry (``VOICE_NAT``), with the
+    unit its quantity is counted in; usage of an unknown or inactive class is a
+    configuration error of the batch that brought it."""
+
+    code: str
+    description: str
+    unit: str  # seconds (voice), bytes (data) or units (SMS, events)
+
+    @property
+    def key(self) -> str:
+        return self.code
+
+
+Item = EventType | EventCode | ActionType | ActionCode | Template | UsageClass
 
 
 def definition_of(item: Item) -> dict[str, Any]:
@@ -430,12 +448,27 @@ def _parse_template(raw: object, path: str, problems: list[Problem]) -> Template
     )
 
 
+def _parse_usage_class(raw: object, path: str, problems: list[Problem]) -> UsageClass:
+    r = Reader(raw, path, problems)
+    r.reject_unknown(["code", "description", "unit", "active"])
+    return UsageClass(
+        code=r.text(
+            "code",
+            pattern=USAGE_CLASS_FORMAT,
+            rule="1 to 32 upper-case letters, digits or underscores",
+        ),
+        description=r.text("description", default=""),
+        unit=r.text("unit", choices=USAGE_UNITS),
+    )
+
+
 _PARSERS: dict[Kind, Callable[[object, str, list[Problem]], Item]] = {
     Kind.EVENT_TYPES: _parse_event_type,
     Kind.EVENT_CODES: _parse_event_code,
     Kind.ACTION_TYPES: _parse_action_type,
     Kind.ACTION_CODES: _parse_action_code,
     Kind.TEMPLATES: _parse_template,
+    Kind.USAGE_CLASSES: _parse_usage_class,
 }
 
 

@@ -17,6 +17,7 @@ from domain.catalogue.items import (
     EventType,
     Kind,
     Template,
+    UsageClass,
 )
 
 BARS = ("OUTGOING", "INCOMING", "DATA", "ALL", "ROAMING", "PREMIUM")
@@ -83,6 +84,7 @@ class Items:
         self.action_types: dict[str, ActionType] = {}
         self.action_codes: dict[str, ActionCode] = {}
         self.templates: dict[str, Template] = {}
+        self.usage_classes: dict[str, UsageClass] = {}
 
     def of(self, kind: Kind) -> dict[str, Any]:
         return getattr(self, kind.value)  # type: ignore[no-any-return]

@@ -22,7 +22,7 @@ from tests.unit.catalogue_documents import (
 
 CODE_RULE_3_4 = "3 to 4 upper-case letters or digits"
 CODE_RULE_1_6 = "1 to 6 upper-case letters or digits"
-DEMO_ITEMS = 6 + 15 + 8 + 15 + 11  # as counted in application/demo/catalogue.yaml
+DEMO_ITEMS = 6 + 15 + 8 + 15 + 11 + 8  # as counted in application/demo/catalogue.yaml
 
 
 def paths(problems: list[Problem]) -> set[str]:
@@ -309,7 +309,7 @@ def test_an_unknown_section_of_the_document_is_reported() -> None:
         Problem(
             "actions",
             "unknown section; expected one of: event_types, event_codes, "
-            "action_types, action_codes, templates",
+            "action_types, action_codes, templates, usage_classes",
         )
     ]
 
@@ -617,3 +617,24 @@ def test_a_schedule_field_that_does_not_belong_to_its_mode_is_refused(
     _, problems = schedule_of(schedule)
 
     assert problems == [Problem(f"action_codes[0].schedule.{field}", message)]
+
+
+def test_a_usage_class_names_the_unit_its_quantity_is_counted_in() -> None:
+    entries, problems = read_document(
+        {"usage_classes": [{"code": "VOICE_NAT", "unit": "seconds"}]}
+    )
+    assert problems == []
+    assert entries[0].item.key == "VOICE_NAT"
+    assert reading_problems(
+        {"usage_classes": [{"code": "voice nat", "unit": "minutes"}]}
+    ) == [
+        Problem(
+            "usage_classes[0].code",
+            "'voice nat' is not valid: 1 to 32 upper-case letters, digits or "
+            "underscores",
+        ),
+        Problem(
+            "usage_classes[0].unit",
+            "'minutes' is not one of: seconds, bytes, units",
+        ),
+    ]

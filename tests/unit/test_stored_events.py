@@ -19,6 +19,7 @@ from domain.customer import Customer
 from domain.numbers import NumberAllocation
 from domain.raising import manual_action, resolve_action
 from domain.subscription import PENDING, Subscription
+from domain.usage_batch import UsageBatch
 from domain.workflow import WORKFLOW_EVENT_CLASSES, WorkflowLog
 from tests.unit.test_event_topics import declared_by
 from tests.unit.test_raising import workflow_view
@@ -35,6 +36,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Account,
     Customer,
     NumberAllocation,
+    UsageBatch,
 )
 
 
@@ -109,6 +111,10 @@ def subscription_with_every_kind_of_event() -> Subscription:
     top_up = raise_event(subscription, "TOPU", "AIRT", manual=["TOP005"])
     for item_id in create_items(subscription, top_up):
         subscription.run_internal_action(item_id, LATER)
+    batch_id = uuid4()
+    subscription.charge_prepaid_usage(batch_id, 0, Decimal("0.25"), 2)
+    assert not subscription.charge_prepaid_usage(batch_id, 0, Decimal("0.25"), 2)
+    subscription.charge_prepaid_usage(batch_id, 1, Decimal("0.25"), 1)
 
     view = workflow_view()
     hold = raise_event(subscription, "BFEA", "HOLD")
@@ -154,6 +160,28 @@ def customer_with_every_kind_of_event() -> Customer:
     return customer
 
 
+def batches_with_every_kind_of_event() -> UsageBatch:
+    """A rated batch loaded, completed and reprocessed (and one failed)."""
+    batch = UsageBatch(
+        file_name="OCS1-1.json",
+        sha256="ab" * 32,
+        size=100,
+        kind="rated",
+        directory="rated",
+        key_id=None,
+        received_by="load-rated-usage",
+    )
+    chunk = batch.stage(['{"record_id": "R1"}'])
+    rejection = [0, "R1", "configuration", "unknown_msisdn", "no", "/records/0/msisdn"]
+    batch.record_outcomes(chunk, [], [], [rejection])
+    batch.complete("OCS1-1", "OCS1", LATER, 1)
+    run = batch.start_reprocessing()
+    batch.record_outcomes(chunk, [0], [], [rejection], run=run)
+    batch.finish_reprocessing(run, AGENT)
+    batch.fail("not_json", "only to record the event", "")
+    return batch
+
+
 def allocation_with_every_kind_of_event() -> NumberAllocation:
     first = uuid4()
     allocation = NumberAllocation(msisdn="447700900123", subscription_id=first)
@@ -185,6 +213,7 @@ def test_the_shared_workflow_events_listed_are_all_the_module_declares() -> None
         (Account, account_with_every_kind_of_event),
         (Customer, customer_with_every_kind_of_event),
         (NumberAllocation, allocation_with_every_kind_of_event),
+        (UsageBatch, batches_with_every_kind_of_event),
     ],
     ids=lambda value: getattr(value, "__name__", str(value)),
 )
@@ -262,7 +291,7 @@ def test_a_subscription_with_its_workflow_reads_back_as_it_was_saved() -> None:
     assert stored.bars == subscription.bars
     assert stored.services == subscription.services
     assert stored.status == subscription.status == "disconnected"
-    assert stored.prepaid_balance == subscription.prepaid_balance == Decimal("10.05")
+    assert stored.prepaid_balance == subscription.prepaid_balance == Decimal("9.55")
     assert isinstance(stored.prepaid_balance, Decimal)
 
 
@@ -291,6 +320,7 @@ def test_datetimes_and_decimals_inside_the_workflow_read_back_as_such() -> None:
         account_with_every_kind_of_event,
         customer_with_every_kind_of_event,
         allocation_with_every_kind_of_event,
+        batches_with_every_kind_of_event,
     ],
     ids=lambda f: f.__name__,
 )

@@ -1,0 +1,266 @@
+"""What the rated-usage job decides for each record: loaded or rejected, and why.
+
+Pure: the job fetches what it needs (who held each MSISDN or IMSI, the usage
+classes of the catalogue, which record ids are already loaded) and this module
+turns a chunk of records into loaded rows (enriched with the subscription,
+MCC/MNC, roaming and the discount) and rejections, in the column orders of
+:mod:`domain.usage_batch`.
+
+Who held a number when: the holders of an MSISDN (or IMSI) are kept in the
+order they got it; each covers the time from the release (disconnection) of
+the one before it until its own release, the first one all time before. So
+usage that arrives after a late subscription set-up still finds its
+subscription, and a recycled number charges whoever had it at the usage time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from domain.usage_records import RecordError, UsageRecord, validate_record
+
+# MCCs whose networks use three-digit MNCs (ITU-T E.212 list: North America
+# and the Caribbean, India's newer ranges and a few others); elsewhere two.
+THREE_DIGIT_MNC_MCCS: Final = frozenset(
+    [
+        "302",
+        "310",
+        "311",
+        "312",
+        "313",
+        "314",
+        "315",
+        "316",
+        "330",
+        "332",
+        "334",
+        "338",
+        "342",
+        "344",
+        "346",
+        "348",
+        "350",
+        "352",
+        "354",
+        "356",
+        "358",
+        "360",
+        "365",
+        "366",
+        "376",
+        "405",
+        "708",
+        "722",
+        "732",
+        "750",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """One subscription that held a number, with its release time if released."""
+
+    subscription_id: str
+    account_id: str
+    payment_type: str
+    currency: str
+    released_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HomeNetwork:
+    mcc: str
+    mnc: str
+
+
+def holder_at(holders: Sequence[Holder], at: datetime) -> Holder | None:
+    """The holder of a number at ``at``: holders in the order they got it."""
+    for holder in holders:
+        if holder.released_at is None or at < holder.released_at:
+            return holder
+    return None
+
+
+def plmn_of_imsi(imsi: str) -> tuple[str, str]:
+    """The MCC and MNC at the start of an IMSI (E.212)."""
+    mcc = imsi[:3]
+    return mcc, imsi[3:6] if mcc in THREE_DIGIT_MNC_MCCS else imsi[3:5]
+
+
+@dataclass
+class ChunkOutcome:
+    loaded: list[list[Any]]
+    rejected: list[list[Any]]
+
+
+class RatedUsageRules:
+    """The decisions of the rated-usage job for one batch.
+
+    ``holders`` maps ``msisdn:…``/``imsi:…`` to holders; ``usage_classes`` is
+    the set of active usage class codes; ``already_loaded`` tells which of
+    some record ids other batches loaded. Record ids loaded by this batch are
+    remembered across chunks, so a file repeating an id loads it once.
+    """
+
+    def __init__(
+        self,
+        usage_classes: Collection[str],
+        home: HomeNetwork,
+        already_loaded: Callable[[Iterable[str]], Collection[str]],
+    ):
+        self.usage_classes = usage_classes
+        self.home = home
+        self.already_loaded = already_loaded
+        self.seen: set[str] = set()
+
+    def decide(
+        self,
+        kind: str,
+        records: Sequence[tuple[int, object]],
+        holders: Mapping[str, Sequence[Holder]],
+    ) -> ChunkOutcome:
+        """Validate and load ``records`` (index in the file, parsed value)."""
+        outcome = ChunkOutcome([], [])
+        valid: list[tuple[int, UsageRecord]] = []
+        for index, raw in records:
+            checked = validate_record(raw, kind, index)
+            if isinstance(checked, RecordError):
+                outcome.rejected.append(_rejection(index, checked))
+            else:
+                valid.append((index, checked))
+        ids = {record.record_id for _, record in valid}
+        elsewhere = set(self.already_loaded(ids - self.seen)) if ids else set()
+        for index, record in valid:
+            rid = record.record_id
+            if rid in self.seen or rid in elsewhere:
+                outcome.rejected.append(
+                    [
+                        index,
+                        rid,
+                        "duplicate",
+                        "duplicate_record",
+                        f"record {rid} is already loaded",
+                        f"/records/{index}/record_id",
+                    ]
+                )
+                continue
+            loaded, row = self._load(index, record, holders)
+            if loaded:
+                self.seen.add(rid)
+                outcome.loaded.append(row)
+            else:
+                outcome.rejected.append(row)
+        return outcome
+
+    def _load(
+        self, index: int, record: UsageRecord, holders: Mapping[str, Sequence[Holder]]
+    ) -> tuple[bool, list[Any]]:
+        """(True, the loaded row) or (False, the rejection)."""
+        rid = record.record_id
+        path = f"/records/{index}"
+        if record.usage_class not in self.usage_classes:
+            return False, [
+                index,
+                rid,
+                "configuration",
+                "unknown_usage_class",
+                f"usage class {record.usage_class} is not in the catalogue "
+                "(or is inactive)",
+                f"{path}/usage_class",
+            ]
+        holder, field = self._holder(record, holders)
+        if holder is None:
+            number = record.msisdn if field == "msisdn" else record.imsi
+            return False, [
+                index,
+                rid,
+                "configuration",
+                f"unknown_{field}",
+                f"no subscription had {field.upper()} {number} at "
+                f"{_utc(record.start_time)}",
+                f"{path}/{field}",
+            ]
+        if record.currency is not None and record.currency != holder.currency:
+            return False, [
+                index,
+                rid,
+                "configuration",
+                "currency_mismatch",
+                f"the charge is in {record.currency} but subscription "
+                f"{holder.subscription_id} is billed in {holder.currency}",
+                f"{path}/charge/currency",
+            ]
+        mcc, mnc = record.mcc, record.mnc
+        if (mcc is None or mnc is None) and record.imsi is not None:
+            from_imsi = plmn_of_imsi(record.imsi)
+            mcc = mcc or from_imsi[0]
+            mnc = mnc or from_imsi[1]
+        roaming = (
+            None
+            if mcc is None or mnc is None
+            else (mcc, mnc) != (self.home.mcc, self.home.mnc)
+        )
+        return True, [
+            index,
+            rid,
+            holder.subscription_id,
+            holder.account_id,
+            holder.payment_type,
+            record.msisdn,
+            record.imsi,
+            record.usage_class,
+            _utc(record.start_time),
+            record.duration_seconds,
+            record.volume_bytes,
+            record.units,
+            record.direction,
+            record.called_number,
+            mcc,
+            mnc,
+            roaming,
+            None if record.charge is None else str(record.charge),
+            None if record.discount is None else str(record.discount),
+            record.currency,
+        ]
+
+    @staticmethod
+    def _holder(
+        record: UsageRecord, holders: Mapping[str, Sequence[Holder]]
+    ) -> tuple[Holder | None, str]:
+        if record.msisdn is not None:
+            found = holder_at(
+                holders.get("msisdn:" + record.msisdn, ()), record.start_time
+            )
+            if found is not None or record.imsi is None:
+                return found, "msisdn"
+        assert record.imsi is not None  # validation requires one of the two
+        return holder_at(
+            holders.get("imsi:" + record.imsi, ()), record.start_time
+        ), "imsi"
+
+
+def identities_of(records: Iterable[tuple[int, object]]) -> set[str]:
+    """The ``msisdn:…``/``imsi:…`` keys a chunk refers to (before validation)."""
+    keys = set()
+    for _, raw in records:
+        if isinstance(raw, dict):
+            msisdn = raw.get("msisdn")
+            imsi = raw.get("imsi")
+            if isinstance(msisdn, str):
+                keys.add("msisdn:" + msisdn)
+            if isinstance(imsi, str):
+                keys.add("imsi:" + imsi)
+    return keys
+
+
+def _rejection(index: int, error: RecordError) -> list[Any]:
+    return [index, error.record_id, "schema", error.code, error.message, error.path]
+
+
+def _utc(moment: datetime) -> str:
+    # Fixed width, as every view stores times: text order is time order.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

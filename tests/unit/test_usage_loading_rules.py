@@ -1,0 +1,209 @@
+"""The rated-usage job's decisions, without storage."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from domain.usage_batch import BatchNotReprocessable, UsageBatch, batch_id_for
+from domain.usage_loading import (
+    Holder,
+    HomeNetwork,
+    RatedUsageRules,
+    holder_at,
+    plmn_of_imsi,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def holder(
+    name: str, released: datetime | None = None, payment: str = "postpaid"
+) -> Holder:
+    return Holder(name, f"acct-{name}", payment, "GBP", released)
+
+
+def test_a_number_belongs_to_each_holder_until_its_release() -> None:
+    holders = [holder("first", released=T1), holder("second")]
+
+    assert holder_at(holders, T0) == holders[0]
+    assert holder_at(holders, T1) == holders[1]  # released at T1: no longer its
+    assert holder_at([holder("gone", released=T1)], T1) is None
+
+
+@pytest.mark.parametrize(
+    ("imsi", "plmn"),
+    [
+        ("234150000000001", ("234", "15")),
+        ("310260000000001", ("310", "260")),
+        ("208010000000001", ("208", "01")),
+    ],
+)
+def test_the_network_of_an_imsi_is_its_mcc_and_two_or_three_digit_mnc(
+    imsi: str, plmn: tuple[str, str]
+) -> None:
+    assert plmn_of_imsi(imsi) == plmn
+
+
+def rules(loaded: Collection[str] = ()) -> RatedUsageRules:
+    return RatedUsageRules(
+        {"VOICE_NAT"}, HomeNetwork("234", "15"), lambda ids: set(ids) & set(loaded)
+    )
+
+
+def voice(record_id: str, **fields: object) -> dict[str, object]:
+    return {
+        "record_id": record_id,
+        "msisdn": "447700900123",
+        "usage_class": "VOICE_NAT",
+        "start_time": "2026-11-21T09:58:01Z",
+        "duration_seconds": 60,
+        "direction": "MO",
+        "charge": {"amount": "0.10", "currency": "GBP"},
+        **fields,
+    }
+
+
+HOLDERS = {"msisdn:447700900123": [holder("sub")]}
+
+
+def test_a_record_loaded_by_another_batch_is_a_duplicate() -> None:
+    outcome = rules(loaded={"R1"}).decide("rated", [(0, voice("R1"))], HOLDERS)
+
+    assert outcome.loaded == []
+    assert outcome.rejected == [
+        [
+            0,
+            "R1",
+            "duplicate",
+            "duplicate_record",
+            "record R1 is already loaded",
+            "/records/0/record_id",
+        ]
+    ]
+
+
+def test_roaming_is_flagged_only_outside_the_home_network() -> None:
+    outcome = rules().decide(
+        "rated",
+        [
+            (0, voice("H", mcc="234", mnc="15")),
+            (1, voice("R", mcc="208", mnc="01")),
+            (2, voice("U")),
+        ],
+        HOLDERS,
+    )
+
+    assert [row[16] for row in outcome.loaded] == [False, True, None]
+
+
+def test_a_charge_in_another_currency_than_the_subscription_is_refused() -> None:
+    record = voice("C", charge={"amount": "0.10", "currency": "EUR"})
+
+    outcome = rules().decide("rated", [(4, record)], HOLDERS)
+
+    assert outcome.rejected[0][2:4] == ["configuration", "currency_mismatch"]
+    assert outcome.rejected[0][5] == "/records/4/charge/currency"
+
+
+def test_a_batch_counts_outcomes_and_knows_what_reprocessing_would_rerun() -> None:
+    batch = UsageBatch(
+        file_name="f.json",
+        sha256="AB" * 32,
+        size=10,
+        kind="rated",
+        directory="rated",
+        key_id=None,
+        received_by="test",
+    )
+    assert batch.id == batch_id_for("ab" * 32)
+    chunk = batch.stage(["{}", "{}", "{}"])
+    prepaid_row = [
+        1,
+        "P",
+        "sub",
+        "acct",
+        "prepaid",
+        None,
+        None,
+        "VOICE_NAT",
+        "t",
+        60,
+        None,
+        None,
+        "MO",
+        None,
+        None,
+        None,
+        None,
+        "0.30",
+        "0.10",
+        "GBP",
+    ]
+    batch.record_outcomes(
+        chunk,
+        [],
+        [prepaid_row],
+        [
+            [0, "X", "configuration", "unknown_msisdn", "m", "/records/0/msisdn"],
+            [2, "Y", "schema", "missing_field", "m", "/records/2"],
+        ],
+    )
+    with pytest.raises(BatchNotReprocessable):
+        batch.start_reprocessing()  # not completed yet
+    batch.complete("F", "OCS1", T0, 3)
+
+    assert batch.counts() == {
+        "records": 3,
+        "loaded_postpaid": 0,
+        "loaded_prepaid": 1,
+        "rejected_schema": 1,
+        "rejected_configuration": 1,
+        "rejected_duplicate": 0,
+    }
+    assert batch.prepaid_debits() == {"sub": (Decimal("0.20"), 1)}
+    assert batch.start_reprocessing() == 1
+    assert batch.awaiting_fix == {0: [0]}
+
+
+def test_a_subscription_snapshot_from_before_prepaid_charging_still_loads() -> None:
+    from uuid import uuid4
+
+    from eventsourcing.domain import Snapshot
+
+    from domain.subscription import Subscription
+
+    subscription = Subscription(
+        account_id=uuid4(),
+        customer_id=uuid4(),
+        msisdn="447700900123",
+        imsi="",
+        payment_type="prepaid",
+        rate_plan="STD",
+        currency="GBP",
+        status="active",
+        created_by="test",
+    )
+    snapshot = Snapshot.take(subscription)
+    old_state = {
+        k: v
+        for k, v in snapshot.state.items()
+        if k not in ("charged_batches", "class_version")
+    }
+    old = Snapshot(
+        originator_id=snapshot.originator_id,
+        originator_version=snapshot.originator_version,
+        timestamp=snapshot.timestamp,
+        topic=snapshot.topic,
+        state=old_state,
+    )
+
+    restored = old.mutate(None)
+
+    assert isinstance(restored, Subscription)
+    assert restored.charge_prepaid_usage(uuid4(), 0, Decimal("1.50"), 3)
+    assert restored.prepaid_balance == Decimal("-1.50")
