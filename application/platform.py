@@ -89,8 +89,13 @@ class Platform:
     def usage_batches(self) -> UsageBatches:
         from application.usage import UsageBatches
 
+        env = self.env_for(UsageBatches.name)
+        if self.database.backend == "postgres":
+            from application.bulk_recorder import TOPIC
+
+            env["APPLICATION_RECORDER_TOPIC"] = TOPIC
         with schema_lock(self.database):
-            return UsageBatches(env=self.env_for(UsageBatches.name))
+            return UsageBatches(env=env)
 
     @cached_property
     def usage_views(self) -> UsageViews:

@@ -32,9 +32,11 @@ from typing import Any, BinaryIO
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import Transcoder
 
 from application.catalogue import CatalogueService
 from application.customer_care import CustomerCare
+from application.transcoding import OrjsonTranscoder
 from domain.catalogue.items import Kind
 from domain.usage_batch import (
     COMPLETED,
@@ -72,6 +74,12 @@ class UsageBatches(Application):  # type: ignore[type-arg]
     """The event store of usage batches."""
 
     name = "usage"
+
+    def construct_transcoder(self) -> Transcoder:
+        # Batch events carry thousands of records: orjson, same JSON.
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
 
 class UsageLoader:

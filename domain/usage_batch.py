@@ -196,8 +196,8 @@ class UsageBatch(Aggregate):
         self,
         chunk: int,
         attempted: Sequence[int],
-        loaded: Sequence[Sequence[Any]],
-        rejected: Sequence[Sequence[Any]],
+        loaded: list[list[Any]],
+        rejected: list[list[Any]],
         run: int = 0,
     ) -> None:
         totals: dict[str, list[str]] = {}
@@ -215,8 +215,8 @@ class UsageBatch(Aggregate):
             chunk=chunk,
             run=run,
             attempted=list(attempted),
-            loaded=[list(row) for row in loaded],
-            rejected=[list(row) for row in rejected],
+            loaded=loaded,
+            rejected=rejected,
             prepaid_totals=totals,
         )
 

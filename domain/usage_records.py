@@ -163,6 +163,9 @@ def validate_record(raw: object, kind: str, index: int) -> UsageRecord | RecordE
         if not isinstance(raw, dict):
             message = f"a record must be an object, not {_a(raw)}"
             raise _Problem("", "wrong_type", message)
+        candidate = raw.get("record_id")
+        if isinstance(candidate, str) and _RECORD_ID.pattern.fullmatch(candidate):
+            record_id = candidate  # named in the error even if it is elsewhere
         if not raw.keys() <= allowed:
             raise _unexpected_field(raw, allowed)
         record_id = _text(raw, "record_id", _RECORD_ID)

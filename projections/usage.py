@@ -177,6 +177,7 @@ class UsageBatchesView(Projection):
                     completed_at=at,
                     **dict.fromkeys(COUNT_NAMES[1:], 0),
                 )
+                batches.changed(row)
             elif isinstance(event, UsageBatch.Reprocessed):
                 row.update(runs=event.run, **event.counts)
         batches.flush()
@@ -449,8 +450,9 @@ class UsageViews:
         for runner in self.runners.values():
             runner.setup()
 
-    def catch_up(self, batch: int = 100) -> int:
-        # Batch events hold thousands of records each: fewer per read.
+    def catch_up(self, batch: int = 4) -> int:
+        # Batch events hold thousands of records each: a few per read keeps
+        # the memory of a catch-up bounded whatever the size of the files.
         return catch_up_together(self.app, list(self.runners.values()), batch)
 
     def loaded_ids(self, record_ids: Iterable[str]) -> set[str]:
@@ -459,7 +461,7 @@ class UsageViews:
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: runner.status() for name, runner in self.runners.items()}
 
-    def rebuild(self, batch: int = 100) -> int:
+    def rebuild(self, batch: int = 4) -> int:
         for runner in self.runners.values():
             runner.reset()
         return catch_up_together(self.app, list(self.runners.values()), batch)

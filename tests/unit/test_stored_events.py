@@ -335,3 +335,27 @@ def test_accounts_customers_and_allocations_read_back_as_they_were_saved(
 
     assert stored.version == aggregate.version
     assert vars(stored) == vars(aggregate)
+
+
+def test_usage_batch_events_read_back_alike_through_either_transcoder() -> None:
+    from eventsourcing.persistence import JSONTranscoder
+
+    from application.transcoding import OrjsonTranscoder
+    from application.usage import UsageBatches
+
+    batches = UsageBatches(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    standard = JSONTranscoder()
+    batches.register_transcodings(standard)
+    history = batches_with_every_kind_of_event()
+    expected = [dict(vars(event)) for event in history._pending_events]
+
+    batches.save(history)
+    stored = list(batches.events.get(history.id))
+    assert isinstance(batches.mapper.transcoder, OrjsonTranscoder)
+    assert [dict(vars(event)) for event in stored] == expected
+    for event in stored:
+        state = dict(vars(event))
+        del state["originator_id"], state["originator_version"]  # as the mapper does
+        written = batches.mapper.transcoder.encode(state)
+        assert standard.decode(written) == state
+        assert batches.mapper.transcoder.decode(standard.encode(state)) == state
