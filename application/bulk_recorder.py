@@ -55,3 +55,30 @@ class BulkPostgresApplicationRecorder(PostgresApplicationRecorder):
             ]
         )
         curs.execute(statement, params)
+
+
+def store_uncompressed(recorder: Any) -> None:
+    """Keep the states of big events out of TOAST compression.
+
+    PostgreSQL compresses large values with pglz, which cost more server time
+    than the whole insert and again on every read by the usage views; records
+    compress well, but disk is cheaper than the loading rate. Only new rows
+    are affected; the table is altered once.
+    """
+    assert isinstance(recorder, PostgresApplicationRecorder)
+    schema, table = recorder.datastore.schema, recorder.events_table_name
+    with recorder.datastore.get_connection() as conn:
+        found = conn.execute(
+            "SELECT a.attstorage FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attname = 'state'",
+            (schema, table),
+        ).fetchone()
+        if found is not None and found["attstorage"] != "e":
+            conn.execute(
+                SQL(
+                    "ALTER TABLE {schema}.{table} ALTER COLUMN state SET STORAGE "
+                    "EXTERNAL"
+                ).format(schema=Identifier(schema), table=Identifier(table))
+            )

@@ -95,7 +95,12 @@ class Platform:
 
             env["APPLICATION_RECORDER_TOPIC"] = TOPIC
         with schema_lock(self.database):
-            return UsageBatches(env=env)
+            batches = UsageBatches(env=env)
+            if self.database.backend == "postgres":
+                from application.bulk_recorder import store_uncompressed
+
+                store_uncompressed(batches.recorder)
+            return batches
 
     @cached_property
     def usage_views(self) -> UsageViews:

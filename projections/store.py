@@ -83,6 +83,16 @@ class Transaction:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(self._sql(sql), params)
 
+    @property
+    def unique_violation(self) -> type[Exception]:
+        from psycopg.errors import UniqueViolation
+
+        return UniqueViolation
+
+    def savepoint(self) -> AbstractContextManager[Any]:
+        """PostgreSQL only: a savepoint that rolls back alone on error."""
+        return self._cursor.connection.transaction()  # type: ignore[no-any-return]
+
     def copy_rows(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
     ) -> None:
@@ -353,6 +363,15 @@ class Table:
         if tx.backend != "postgres":
             tx.executemany(self.insert_sql + ignore, rows)
             return
+        try:
+            # The fast path: a straight COPY. Keys are unique by design (the
+            # rated-usage job refuses duplicates), so a conflict is rare; it
+            # rolls back to the savepoint and takes the tolerant path below.
+            with tx.savepoint():
+                tx.copy_rows(self.name, self.column_names, rows)
+            return
+        except tx.unique_violation:
+            pass
         staging = f"staging_{self.name}"
         tx.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
