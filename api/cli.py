@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from api import cli_care, cli_usage
+from api import cli_care, cli_tariffs, cli_usage
 from api.keys import KeyFileError, KeyRing, write_new_key_file
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
 from application.demo import seed as seeding
@@ -34,6 +34,7 @@ catalogue_app = typer.Typer(
 app.add_typer(catalogue_app, name="catalogue")
 cli_care.register(app)
 cli_usage.register(app)
+cli_tariffs.register(app)
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
 Actor = Annotated[str | None, typer.Option(help="Who makes the change (audit)")]
@@ -130,6 +131,8 @@ def up(
     if demo:
         counts = platform.catalogue.import_document(demo_catalogue(), "demo")
         typer.echo(f"Demo catalogue: {counts['events']} change(s) recorded.")
+        counts = platform.tariffs.import_document(cli_tariffs.demo_tariffs(), "demo")
+        typer.echo(f"Demo tariffs: {counts['events']} change(s) recorded.")
         if seeding.seed(platform):
             typer.echo("Demo customers, subscriptions and workflow events created.")
     background = Worker(platform)

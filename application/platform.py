@@ -15,6 +15,7 @@ from application.live import LiveAggregates
 from application.network import NetworkSimulator
 from application.persistence import Database, database, schema_lock
 from application.settings import Settings
+from application.tariffs import TariffService
 
 if TYPE_CHECKING:
     from application.usage import UsageBatches, UsageLoader
@@ -34,6 +35,12 @@ class Platform:
     def catalogue(self) -> CatalogueService:
         with schema_lock(self.database):
             return CatalogueService(env=self.env_for(CatalogueService.name))
+
+    @cached_property
+    def tariffs(self) -> TariffService:
+        """The tariffs and rate plans that unrated usage is rated against."""
+        with schema_lock(self.database):
+            return TariffService(env=self.env_for(TariffService.name))
 
     @cached_property
     def care(self) -> CustomerCare:
@@ -125,6 +132,7 @@ class Platform:
             self.catalogue,
             KeyRing.in_home(self.settings.home),
             HomeNetwork(self.settings.home_mcc, self.settings.home_mnc),
+            lambda: self.tariffs,
             chunk_records=self.settings.usage_chunk_records,
         )
 
@@ -161,6 +169,7 @@ class Platform:
             "views",
             "network",
             "care",
+            "tariffs",
             "catalogue",
         ):
             if name in self.__dict__:

@@ -41,12 +41,16 @@ from domain.catalogue.items import Kind
 from domain.usage_batch import (
     COMPLETED,
     FAILED,
-    STAGED,
     BatchNotReprocessable,
     UsageBatch,
     batch_id_for,
 )
-from domain.usage_loading import HomeNetwork, RatedUsageRules, identities_of
+from domain.usage_loading import (
+    HomeNetwork,
+    OfflineRatingRules,
+    RatedUsageRules,
+    identities_of,
+)
 from domain.usage_records import Header, check_count, validate_header
 from ingest.envelope import MAGIC, EnvelopeError
 from ingest.inbound import FileRefused, sha256_of
@@ -94,6 +98,8 @@ class UsageLoader:
         catalogue: CatalogueService,
         keyring: KeyRing,
         home_network: HomeNetwork,
+        # The tariff service (book(), compiled()), built when first needed.
+        tariffs: Callable[[], Any],
         chunk_records: int = 5000,
     ):
         self.batches = batches
@@ -103,6 +109,7 @@ class UsageLoader:
         self.catalogue = catalogue
         self.keyring = keyring
         self.home_network = home_network
+        self.tariffs = tariffs
         self.chunk_records = chunk_records
 
     # --- loading --------------------------------------------------------------
@@ -170,9 +177,7 @@ class UsageLoader:
             )
             self.batches.save(batch)
             return batch
-        if batch.status in (COMPLETED, FAILED) or (
-            batch.status == STAGED and batch.header is not None
-        ):
+        if batch.status in (COMPLETED, FAILED):
             raise FileRefused(
                 "duplicate",
                 f"the same content was already received as {batch.file_name} "
@@ -222,7 +227,7 @@ class UsageLoader:
         if stream is None:
             return
         reader = UsageFileReader(stream)
-        rules = self._rules()
+        rules = self._rules(batch.kind)
         skip = batch.records  # staged before an interruption
         index = 0
         try:
@@ -244,8 +249,7 @@ class UsageLoader:
         except _HeaderRefused as refused:
             self._fail(batch, refused.code, refused.reason, refused.path)
             return
-        if batch.kind == "rated":
-            self.care.charge_prepaid_usage(batch.id, 0, batch.prepaid_debits())
+        self.care.charge_prepaid_usage(batch.id, 0, batch.prepaid_debits())
         batch.complete(
             file_id=header.file_id,
             source=header.source,
@@ -262,21 +266,31 @@ class UsageLoader:
         rules: RatedUsageRules,
     ) -> None:
         number = batch.stage([raw for _, raw in chunk])
-        if batch.kind == "rated":
-            values = [(first_index + i, value) for i, (value, _) in enumerate(chunk)]
-            holders = self.care_views.identities.holders(identities_of(values))
-            outcome = rules.decide(batch.kind, values, holders)
-            batch.record_outcomes(number, [], outcome.loaded, outcome.rejected)
+        # Rated usage is loaded as priced; unrated usage is priced here first
+        # (the offline rating job), in the same save as its staging.
+        values = [(first_index + i, value) for i, (value, _) in enumerate(chunk)]
+        holders = self.care_views.identities.holders(identities_of(values))
+        outcome = rules.decide(batch.kind, values, holders)
+        batch.record_outcomes(number, [], outcome.loaded, outcome.rejected)
         self.batches.save(batch)
 
-    def _rules(self) -> RatedUsageRules:
+    def _rules(self, kind: str) -> RatedUsageRules:
         view = self.catalogue.view()
         classes = {
             code
             for code in view.items.usage_classes
             if view.is_active(Kind.USAGE_CLASSES, code)
         }
-        return RatedUsageRules(classes, self.home_network, self.views.loaded_ids)
+        if kind == "rated":
+            return RatedUsageRules(classes, self.home_network, self.views.loaded_ids)
+        tariffs = self.tariffs()
+        return OfflineRatingRules(
+            classes,
+            self.home_network,
+            self.views.loaded_ids,
+            tariffs.book(),
+            tariffs.compiled,
+        )
 
     def _header(self, raw: object, kind: str, count: int) -> Header:
         checked = validate_header(raw, kind)
@@ -306,7 +320,7 @@ class UsageLoader:
             self._catch_up()
             batch = self.batch(batch_id)
             run = batch.start_reprocessing()
-            rules = self._rules()
+            rules = self._rules(batch.kind)
             waiting = {c: set(i) for c, i in batch.awaiting_fix.items() if i}
             debits: dict[str, tuple[Decimal, int]] = {}
             for staged in self.batches.events.get(batch.id):

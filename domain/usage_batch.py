@@ -55,6 +55,7 @@ LOADED_COLUMNS: Final = (
     "charge",  # decimal strings: the price before discount
     "discount",
     "currency",
+    "breakdown",  # offline rating: how the charge came about; else None
 )
 REJECTED_COLUMNS: Final = (
     "record_index",
@@ -240,9 +241,9 @@ class UsageBatch(Aggregate):
 
     def start_reprocessing(self) -> int:
         """The number of the next reprocessing run, if there is anything to re-run."""
-        if self.status != COMPLETED or self.kind != "rated":
+        if self.status != COMPLETED:
             raise BatchNotReprocessable(
-                f"batch {self.id} is {self.status}; only completed rated batches "
+                f"batch {self.id} is {self.status}; only completed batches "
                 "can be reprocessed"
             )
         if not any(self.awaiting_fix.values()):
@@ -275,7 +276,7 @@ class UsageBatch(Aggregate):
 
     @event(RecordsStaged)
     def _stage(self, chunk: int, first_index: int, records: list[str]) -> None:
-        self.status = STAGED if self.kind == "unrated" else LOADING
+        self.status = LOADING
         self.chunks = chunk + 1
         self.records = first_index + len(records)
 
@@ -318,8 +319,7 @@ class UsageBatch(Aggregate):
         declared_count: int,
         counts: dict[str, int],
     ) -> None:
-        # Unrated usage stays staged until offline rating prices it.
-        self.status = COMPLETED if self.kind == "rated" else STAGED
+        self.status = COMPLETED
         self.header = {
             "file_id": file_id,
             "source": source,

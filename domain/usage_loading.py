@@ -20,6 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from domain.rating import (
+    CompiledTariff,
+    RatingError,
+    Tariff,
+    TariffBook,
+    Usage,
+    quote,
+)
 from domain.usage_records import RecordError, UsageRecord, validate_record
 
 # MCCs whose networks use three-digit MNCs (ITU-T E.212 list: North America
@@ -69,6 +77,7 @@ class Holder:
     payment_type: str
     currency: str
     released_at: datetime | None
+    rate_plan: str = ""
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,10 @@ def plmn_of_imsi(imsi: str) -> tuple[str, str]:
     """The MCC and MNC at the start of an IMSI (E.212)."""
     mcc = imsi[:3]
     return mcc, imsi[3:6] if mcc in THREE_DIGIT_MNC_MCCS else imsi[3:5]
+
+
+Priced = tuple[str | None, str | None, str | None, Any]
+"""Charge, discount, currency (decimal strings and a code) and a breakdown."""
 
 
 @dataclass
@@ -184,21 +197,25 @@ class RatedUsageRules:
                 f"{_utc(record.start_time)}",
                 f"{path}/{field}",
             ]
-        if record.currency is not None and record.currency != holder.currency:
-            return False, [
-                index,
-                rid,
-                "configuration",
-                "currency_mismatch",
-                f"the charge is in {record.currency} but subscription "
-                f"{holder.subscription_id} is billed in {holder.currency}",
-                f"{path}/charge/currency",
-            ]
         mcc, mnc = record.mcc, record.mnc
         if (mcc is None or mnc is None) and record.imsi is not None:
             from_imsi = plmn_of_imsi(record.imsi)
             mcc = mcc or from_imsi[0]
             mnc = mnc or from_imsi[1]
+        priced = self._price(index, record, holder, mcc, mnc)
+        if isinstance(priced, list):
+            return False, priced
+        charge, discount, currency, breakdown = priced
+        if currency is not None and currency != holder.currency:
+            return False, [
+                index,
+                rid,
+                "configuration",
+                "currency_mismatch",
+                f"the charge is in {currency} but subscription "
+                f"{holder.subscription_id} is billed in {holder.currency}",
+                f"{path}/charge/currency",
+            ]
         roaming = (
             None
             if mcc is None or mnc is None
@@ -222,10 +239,28 @@ class RatedUsageRules:
             mcc,
             mnc,
             roaming,
+            charge,
+            discount,
+            currency,
+            breakdown,
+        ]
+
+    def _price(
+        self,
+        index: int,
+        record: UsageRecord,
+        holder: Holder,
+        mcc: str | None,
+        mnc: str | None,
+    ) -> Priced | list[Any]:
+        """Charge, discount, currency and breakdown of a record (as the
+        charging system priced it), or its rejection."""
+        return (
             None if record.charge is None else str(record.charge),
             None if record.discount is None else str(record.discount),
             record.currency,
-        ]
+            None,
+        )
 
     @staticmethod
     def _holder(
@@ -264,3 +299,92 @@ def _rejection(index: int, error: RecordError) -> list[Any]:
 def _utc(moment: datetime) -> str:
     # Fixed width, as every view stores times: text order is time order.
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class OfflineRatingRules(RatedUsageRules):
+    """The decisions of the offline rating job: those of the rated-usage job,
+    with each record priced against the tariff of its subscription's rate plan
+    in force at the usage time. Configuration errors (no tariff, no rate, no
+    destination, no roaming zone) are rejections that reprocessing re-runs
+    once the tariffs are fixed.
+
+    Allowances are free units per bill period, consumed in time order across
+    every file of the period; the job does not keep that state yet, so a
+    tariff with allowances refuses the record (``allowances_not_supported``)
+    rather than charge it wrongly.
+    """
+
+    def __init__(
+        self,
+        usage_classes: Collection[str],
+        home: HomeNetwork,
+        already_loaded: Callable[[Iterable[str]], Collection[str]],
+        book: TariffBook,
+        compiled: Callable[[Tariff], CompiledTariff],
+    ):
+        super().__init__(usage_classes, home, already_loaded)
+        self.book = book
+        self.compiled = compiled
+
+    def _price(
+        self,
+        index: int,
+        record: UsageRecord,
+        holder: Holder,
+        mcc: str | None,
+        mnc: str | None,
+    ) -> Priced | list[Any]:
+        path = f"/records/{index}"
+        try:
+            tariff = self.book.for_rate_plan(holder.rate_plan, record.start_time)
+            if tariff.allowances:
+                raise RatingError(
+                    "allowances_not_supported",
+                    f"tariff {tariff.code} has allowances, which offline rating "
+                    "does not apply yet",
+                )
+            usage = Usage(
+                usage_class=record.usage_class,
+                start=record.start_time,
+                duration_seconds=record.duration_seconds,
+                volume_bytes=record.volume_bytes,
+                units=record.units,
+                called_number=record.called_number,
+                mcc=mcc,
+                mnc=mnc,
+                home_mcc=self.home.mcc,
+                home_mnc=self.home.mnc,
+            )
+            rated = quote(self.compiled(tariff), usage)
+        except RatingError as error:
+            where = _RATING_FIELDS.get(error.code, "")
+            return [
+                index,
+                record.record_id,
+                "configuration",
+                error.code,
+                error.message,
+                path + where,
+            ]
+        if rated.currency != holder.currency:
+            return [
+                index,
+                record.record_id,
+                "configuration",
+                "currency_mismatch",
+                f"tariff {rated.tariff} charges in {rated.currency} but "
+                f"subscription {holder.subscription_id} is billed in "
+                f"{holder.currency}",
+                path,
+            ]
+        discount = None if not rated.discount else str(rated.discount)
+        return str(rated.charge), discount, rated.currency, rated.as_dict()
+
+
+# Which field of a record a rating error points at.
+_RATING_FIELDS: Final = {
+    "no_rate": "/usage_class",
+    "no_destination": "/called_number",
+    "no_zone": "/mcc",
+    "bad_usage": "",
+}

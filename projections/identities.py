@@ -19,7 +19,7 @@ from projections.store import Table, Transaction, utc_text
 
 
 class SubscriberIdentitiesView(Projection):
-    name = "subscriber_identities_v1"
+    name = "subscriber_identities_v2"  # v2: the rate plan, for offline rating
     table = Table(
         "view_subscriber_identities",
         (
@@ -29,6 +29,7 @@ class SubscriberIdentitiesView(Projection):
             ("account_id", "TEXT NOT NULL"),
             ("payment_type", "TEXT NOT NULL"),
             ("currency", "TEXT NOT NULL"),
+            ("rate_plan", "TEXT NOT NULL"),
             ("released_at", "TEXT"),
             ("position", "BIGINT NOT NULL"),
         ),
@@ -61,6 +62,7 @@ class SubscriberIdentitiesView(Projection):
                                 str(event.account_id),
                                 event.payment_type,
                                 event.currency,
+                                event.rate_plan,
                                 None,
                                 position,
                             )
@@ -86,6 +88,7 @@ class SubscriberIdentitiesView(Projection):
                     account_id=row["account_id"],
                     payment_type=row["payment_type"],
                     currency=row["currency"],
+                    rate_plan=row["rate_plan"],
                     released_at=datetime.fromisoformat(released) if released else None,
                 )
             )

@@ -8,6 +8,7 @@ since a file that fails as a whole (a wrong record count, say) loads nothing.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -26,7 +27,15 @@ from projections.runner import (
     poll,
     topics_of,
 )
-from projections.store import Row, Rows, Table, Transaction, ViewDatabase, utc_text
+from projections.store import (
+    Row,
+    Rows,
+    Table,
+    Transaction,
+    ViewDatabase,
+    json_text,
+    utc_text,
+)
 
 USAGE_COLUMNS = (
     ("record_id", "TEXT NOT NULL"),
@@ -49,6 +58,7 @@ USAGE_COLUMNS = (
     ("charge", "TEXT"),
     ("discount", "TEXT"),
     ("currency", "TEXT"),
+    ("breakdown", "TEXT"),  # JSON: how offline rating priced it
     ("position", "BIGINT NOT NULL"),
 )
 RATED_USAGE = Table(
@@ -119,7 +129,7 @@ ERRORS = Table(
 class UsageBatchesView(Projection):
     """Batches with their counts, record errors, and the loaded usage."""
 
-    name = "usage_batches_v1"
+    name = "usage_batches_v2"  # v2: breakdowns of offline-rated usage
     topics = topics_of(
         UsageBatch.Created,
         UsageBatch.RecordsStaged,
@@ -148,13 +158,13 @@ class UsageBatchesView(Projection):
             row.update(updated_at=at, position=position)
             batches.changed(row)
             if isinstance(event, UsageBatch.RecordsStaged):
-                row["status"] = "staged" if row["kind"] == "unrated" else "loading"
+                row["status"] = "loading"
                 row["records"] = event.first_index + len(event.records)
             elif isinstance(event, UsageBatch.RecordsLoaded):
                 self._loaded(tx, batch_id, event, position, row)
             elif isinstance(event, UsageBatch.Completed):
                 row.update(
-                    status="completed" if row["kind"] == "rated" else "staged",
+                    status="completed",
                     file_id=event.file_id,
                     source=event.source,
                     file_created_at=utc_text(event.created_at),
@@ -210,6 +220,7 @@ class UsageBatchesView(Projection):
                 r[17],
                 r[18],
                 r[19],
+                None if len(r) < 21 or r[20] is None else json_text(r[20]),
                 position,
             )
             (prepaid if r[4] == "prepaid" else postpaid).append(values)
@@ -433,6 +444,7 @@ def usage_fields(row: Row) -> Row:
         "discount": row["discount"],
         "net": None if net is None else str(net),
         "currency": row["currency"],
+        "breakdown": None if row["breakdown"] is None else json.loads(row["breakdown"]),
     }
 
 

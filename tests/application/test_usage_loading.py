@@ -386,25 +386,6 @@ def test_usage_of_a_period_is_selected_by_its_start_time(
     assert [row["id"] for row in rows] == ["P-21"]
 
 
-def test_an_unrated_file_is_staged_for_offline_rating(
-    operator: Operator, lines: tuple[Line, Line]
-) -> None:
-    postpaid, _ = lines
-    unrated = record("U-1", msisdn=postpaid.msisdn)
-    del unrated["charge"]
-    drop(
-        operator, "unrated.json", usage_file("U", [unrated], kind="unrated"), "unrated"
-    )
-
-    (handled,) = load(operator, "unrated")
-
-    assert handled.outcome == "archived"
-    batch = only_batch(operator)
-    assert (batch["kind"], batch["status"]) == ("unrated", "staged")
-    assert batch["counts"]["records"] == 1
-    assert rated(operator, postpaid) == []
-
-
 def test_openet_and_ocs_samples_end_up_as_loaded_batches(operator: Operator) -> None:
     owner = operator.new_line()
     for msisdn, imsi in [

@@ -18,6 +18,7 @@ from domain.catalogue.aggregate import Catalogue
 from domain.customer import Customer
 from domain.numbers import NumberAllocation
 from domain.raising import manual_action, resolve_action
+from domain.rating.book import TariffCatalogue
 from domain.subscription import PENDING, Subscription
 from domain.usage_batch import UsageBatch
 from domain.workflow import WORKFLOW_EVENT_CLASSES, WorkflowLog
@@ -37,6 +38,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     Customer,
     NumberAllocation,
     UsageBatch,
+    TariffCatalogue,
 )
 
 
