@@ -18,6 +18,7 @@ from application.settings import Settings
 from application.tariffs import TariffService
 
 if TYPE_CHECKING:
+    from application.rerating import Rerater
     from application.usage import UsageBatches, UsageLoader
     from projections.usage import UsageViews
     from projections.views import Views
@@ -135,6 +136,13 @@ class Platform:
             lambda: self.tariffs,
             chunk_records=self.settings.usage_chunk_records,
         )
+
+    @cached_property
+    def rerater(self) -> Rerater:
+        """Offline rerating of a usage class over a period."""
+        from application.rerating import Rerater
+
+        return Rerater(self.usage)
 
     def work(self, limit: int = 500) -> int:
         """One round of background work; returns how much was done."""

@@ -17,7 +17,15 @@ from typing import Any
 from eventsourcing.application import Application
 
 from application.persistence import Database
+from domain.rerating import RerateRun
 from domain.usage_batch import ERROR_CLASSES, UsageBatch
+from projections.rerating import (
+    CORRECTIONS,
+    RERATE_RUNS,
+    apply_rerating,
+    rerate_run,
+    rerate_runs,
+)
 from projections.runner import (
     Batch,
     BatchRows,
@@ -137,8 +145,11 @@ class UsageBatchesView(Projection):
         UsageBatch.Completed,
         UsageBatch.Failed,
         UsageBatch.Reprocessed,
+        RerateRun.Created,
+        RerateRun.ChargesCorrected,
+        RerateRun.Completed,
     )
-    tables = (BATCHES, ERRORS, RATED_USAGE, PREPAID_USAGE)
+    tables = (BATCHES, ERRORS, RATED_USAGE, PREPAID_USAGE, RERATE_RUNS, CORRECTIONS)
 
     def process(self, tx: Transaction, notification_id: int, domain_event: Any) -> None:
         self.process_batch(tx, [(notification_id, domain_event)])
@@ -149,6 +160,13 @@ class UsageBatchesView(Projection):
         for position, event in events:
             batch_id = str(event.originator_id)
             at = utc_text(event.timestamp)
+            if isinstance(
+                event,
+                RerateRun.Created | RerateRun.ChargesCorrected | RerateRun.Completed,
+            ):
+                batches.flush()  # corrections apply after the loads before them
+                apply_rerating(tx, event, at, position)
+                continue
             if isinstance(event, UsageBatch.Created):
                 batches.add(_new_batch(batch_id, event, at, position))
                 continue
@@ -312,6 +330,13 @@ class UsageBatchesView(Projection):
             "currency": amounts[0]["currency"] if amounts else None,
         }
         return [usage_fields(row) for row in rows], totals
+
+    def rerate_run(self, run_id: str, limit: int, offset: int) -> Row | None:
+        """A rerating run with a page of its corrections."""
+        return rerate_run(self.db, run_id, limit, offset)
+
+    def rerate_runs(self, limit: int, offset: int) -> Rows:
+        return rerate_runs(self.db, limit, offset)
 
     def loaded_ids(self, record_ids: Iterable[str]) -> set[str]:
         """Which of ``record_ids`` any batch has loaded (postpaid or prepaid)."""

@@ -1,0 +1,134 @@
+"""Read models of rerating runs: the runs and their charge corrections.
+
+The corrections also change the rows of the rated-usage and prepaid-usage
+views; ``projections.usage`` applies them in the same projection as the loads,
+so that they follow the loads before them in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.rerating import RerateRun
+from projections.store import (
+    Row,
+    Rows,
+    Table,
+    Transaction,
+    ViewDatabase,
+    json_text,
+    utc_text,
+)
+
+RERATE_RUNS = Table(
+    "view_rerate_runs",
+    (
+        ("id", "TEXT NOT NULL"),
+        ("usage_class", "TEXT NOT NULL"),
+        ("period_from", "TEXT"),
+        ("period_to", "TEXT"),
+        ("requested_by", "TEXT NOT NULL"),
+        ("status", "TEXT NOT NULL"),
+        ("selected", "BIGINT NOT NULL"),
+        ("changed", "BIGINT NOT NULL"),
+        ("refused", "TEXT NOT NULL"),  # JSON: [[record id, code, message]]
+        ("requested_at", "TEXT NOT NULL"),
+        ("completed_at", "TEXT"),
+        ("position", "BIGINT NOT NULL"),
+    ),
+    key=("id",),
+    indexes=(("requested_at",),),
+)
+CORRECTIONS = Table(
+    "view_charge_corrections",
+    (
+        ("run_id", "TEXT NOT NULL"),
+        ("record_id", "TEXT NOT NULL"),
+        ("batch_id", "TEXT NOT NULL"),
+        ("payment_type", "TEXT NOT NULL"),
+        ("subscription_id", "TEXT NOT NULL"),
+        ("old_charge", "TEXT"),
+        ("new_charge", "TEXT NOT NULL"),
+        ("delta", "TEXT NOT NULL"),
+        ("corrected_at", "TEXT NOT NULL"),
+        ("position", "BIGINT NOT NULL"),
+    ),
+    key=("run_id", "record_id"),
+    indexes=(("subscription_id", "corrected_at"),),
+)
+
+
+def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -> None:
+    run_id = str(event.originator_id)
+    if isinstance(event, RerateRun.Created):
+        RERATE_RUNS.write(
+            tx,
+            [
+                (
+                    run_id,
+                    event.usage_class,
+                    utc_text(event.period_from),
+                    utc_text(event.period_to),
+                    event.requested_by,
+                    "running",
+                    0,
+                    0,
+                    "[]",
+                    at,
+                    None,
+                    position,
+                )
+            ],
+        )
+    elif isinstance(event, RerateRun.ChargesCorrected):
+        for c in event.corrections:
+            table = "view_prepaid_usage" if c[2] == "prepaid" else "view_rated_usage"
+            tx.execute(
+                f"UPDATE {table} SET charge = ?, discount = ?, "  # noqa: S608
+                "breakdown = ?, position = ? WHERE record_id = ?",
+                (c[5], c[8], json_text(c[9]), position, c[0]),
+            )
+        CORRECTIONS.write(
+            tx,
+            [(run_id, *c[:7], at, position) for c in event.corrections],
+        )
+        tx.execute(
+            "UPDATE view_rerate_runs SET changed = changed + ?, position = ? "
+            "WHERE id = ?",
+            (len(event.corrections), position, run_id),
+        )
+    elif isinstance(event, RerateRun.Completed):
+        tx.execute(
+            "UPDATE view_rerate_runs SET status = 'completed', selected = ?, "
+            "refused = ?, completed_at = ?, position = ? WHERE id = ?",
+            (event.counts["selected"], json_text(event.refused), at, position, run_id),
+        )
+
+
+def rerate_run(db: ViewDatabase, run_id: str, limit: int, offset: int) -> Row | None:
+    """A rerating run with a page of its corrections."""
+    with db.read() as tx:
+        run = tx.fetchone("SELECT * FROM view_rerate_runs WHERE id = ?", (run_id,))
+    if run is None:
+        return None
+    corrections = db.select(
+        CORRECTIONS.name, {"run_id = ?": run_id}, "record_id", limit, offset
+    )
+    return {
+        **{k: run[k] for k in RERATE_RUNS.column_names if k != "position"},
+        "refused": json.loads(run["refused"]),
+        "corrections": [
+            {k: c[k] for k in CORRECTIONS.column_names if k != "position"}
+            for c in corrections
+        ],
+    }
+
+
+def rerate_runs(db: ViewDatabase, limit: int, offset: int) -> Rows:
+    rows = db.select(RERATE_RUNS.name, {}, "requested_at DESC", limit, offset)
+    return [
+        {k: r[k] for k in RERATE_RUNS.column_names if k not in ("position",)}
+        | {"refused": json.loads(r["refused"])}
+        for r in rows
+    ]
