@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api import problems
 from api.keys import KeyRing
-from api.routes import care, catalogue, tariffs, usage
+from api.routes import bills, care, catalogue, rerating, tariffs, usage
 from application.platform import Platform
 
 VERSION = "0.1.0"
@@ -33,6 +33,8 @@ def create_app(platform: Platform, keys: KeyRing) -> FastAPI:
     app.include_router(care.router)
     app.include_router(usage.router)
     app.include_router(tariffs.router)
+    app.include_router(bills.router)
+    app.include_router(rerating.router)
 
     @app.get("/health", tags=["operations"], summary="Liveness and storage check")
     def health(request: Request) -> dict[str, Any]:

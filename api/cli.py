@@ -13,7 +13,14 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from api import cli_care, cli_tariffs, cli_usage
+from api import (
+    cli_bills,
+    cli_care,
+    cli_projections,
+    cli_rerating,
+    cli_tariffs,
+    cli_usage,
+)
 from api.keys import KeyFileError, KeyRing, write_new_key_file
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
 from application.demo import seed as seeding
@@ -35,6 +42,9 @@ app.add_typer(catalogue_app, name="catalogue")
 cli_care.register(app)
 cli_usage.register(app)
 cli_tariffs.register(app)
+cli_bills.register(app)
+cli_projections.register(app)
+cli_rerating.register(app)
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
 Actor = Annotated[str | None, typer.Option(help="Who makes the change (audit)")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import smtplib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from application.files import write_atomically
+from application.files import sync_directory, write_atomically
 
 CHANNELS = ("email", "sms", "letter", "push")
 DEFAULT_SENDER = "noreply@monetise.invalid"
@@ -91,22 +92,37 @@ class Channels:
         self._sender = sender
         self._smtp_timeout = smtp_timeout
         self._clock = clock or _utc_now
+        # Outbox directories with renames not yet synced (see ``send``).
+        self._unsynced: set[Path] = set()
+        self._unsynced_lock = threading.Lock()
 
     @property
     def uses_smtp_for_email(self) -> bool:
         """Whether e-mail goes to an SMTP server (which cannot be asked later)."""
         return self._smtp is not None
 
-    def send(self, message: Message) -> str:
+    def send(self, message: Message, *, defer_sync: bool = False) -> str:
         """Deliver ``message``; return a short note of where it went.
 
         Raises ``DeliveryError`` when the channel is unknown, the receiver is
         missing, or the SMTP server cannot be reached or refuses the e-mail.
+
+        An outbox file is durable when this returns, unless ``defer_sync``:
+        then its directory is synced by the next ``sync()``, once for every
+        message written since (a sender of many messages calls ``sync()``
+        before it records any of them as delivered).
         """
         _check(message)
         if message.channel == "email" and self._smtp is not None:
             return self._send_smtp(message, *self._smtp)
-        return self._write_outbox(message)
+        return self._write_outbox(message, defer_sync)
+
+    def sync(self) -> None:
+        """Make the outbox files written with ``defer_sync`` durable."""
+        with self._unsynced_lock:
+            directories, self._unsynced = self._unsynced, set()
+        for directory in sorted(directories):
+            sync_directory(directory)
 
     def already_delivered(self, message_id: str, channel: str) -> bool:
         """Whether the outbox already holds this message (always False for SMTP).
@@ -123,7 +139,7 @@ class Channels:
     def _outbox_file(self, channel: str, message_id: str) -> Path:
         return self.outbox / channel / f"{message_id}.json"
 
-    def _write_outbox(self, message: Message) -> str:
+    def _write_outbox(self, message: Message, defer_sync: bool = False) -> str:
         target = self._outbox_file(message.channel, message.message_id)
         if target.exists():
             return f"already in outbox {target}"
@@ -132,9 +148,12 @@ class Channels:
             self._communication_message(message), indent=2, ensure_ascii=False
         )
         try:
-            write_atomically(target, [content, "\n"])
+            write_atomically(target, [content, "\n"], sync_parent=not defer_sync)
         except OSError as error:
             raise DeliveryError(f"cannot write outbox file {target}: {error}") from None
+        if defer_sync:
+            with self._unsynced_lock:
+                self._unsynced.add(target.parent)
         return f"outbox {target}"
 
     def _communication_message(self, message: Message) -> dict[str, Any]:

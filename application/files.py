@@ -10,13 +10,20 @@ from pathlib import Path
 
 
 def write_atomically(
-    path: Path, chunks: Iterable[str], temporary: Path | None = None
+    path: Path,
+    chunks: Iterable[str],
+    temporary: Path | None = None,
+    *,
+    sync_parent: bool = True,
 ) -> None:
     """Write ``chunks`` to ``path`` durably, then make it appear at once.
 
     The text goes to a temporary file in the same directory (by default a
     unique dot-file, which watchers skip), is synced to disk, and is renamed
     into place; the directory is synced so that the rename survives a crash.
+    A caller writing many files may pass ``sync_parent=False`` and call
+    ``sync_directory(path.parent)`` once after the last of them: the renames
+    are durable only after that.
     """
     temporary = temporary or path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -30,7 +37,8 @@ def write_atomically(
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise
-    sync_directory(path.parent)
+    if sync_parent:
+        sync_directory(path.parent)
 
 
 def sync_directory(directory: Path) -> None:

@@ -12,14 +12,18 @@ so acting on a stale copy can never be saved.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Recorder, StoredEvent
 
 if TYPE_CHECKING:
     from application.customer_care import CustomerCare, Owner
+
+# Aggregates per query: well inside SQLite's and PostgreSQL's parameter limits.
+_CHUNK = 400
 
 
 class LiveAggregates:
@@ -43,11 +47,60 @@ class LiveAggregates:
 
     def at_least(self, owner_id: UUID, version: int) -> Owner:
         """A copy that holds at least ``version`` (read afresh when behind)."""
-        owner = self.get(owner_id)
-        if owner.version < version:
-            del self._copies[owner_id]
-            owner = self.get(owner_id)
-        return owner
+        return self.at_least_many({owner_id: version})[owner_id]
+
+    def get_many(self, owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        """Copies of several owners; those not held yet are read in one go."""
+        return self.at_least_many({owner_id: 0 for owner_id in owner_ids})
+
+    def current(self, owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        """Copies of several owners as current as the store (one query for all).
+
+        Cheaper than a save that fails on a copy another process made stale.
+        """
+        ids = list(dict.fromkeys(owner_ids))
+        return self.at_least_many(
+            {
+                i: c.version + 1 if (c := self._copies.get(i)) is not None else 0
+                for i in ids
+            }
+        )
+
+    def at_least_many(self, versions: Mapping[UUID, int]) -> dict[UUID, Owner]:
+        """Copies holding at least the given versions, brought up to date together.
+
+        A copy that is behind takes the events it misses from one query for
+        all of them; owners not held yet are read with ``CustomerCare.owners``.
+        """
+        behind = {
+            owner_id: copy.version
+            for owner_id, version in versions.items()
+            if (copy := self._copies.get(owner_id)) is not None
+            and copy.version < version
+        }
+        try:
+            for owner_id, events in events_after(self.care, behind).items():
+                copy = self._copies[owner_id]
+                for event in events:
+                    copy = event.mutate(copy)
+        except BaseException:
+            self.forget(behind)  # half fast-forwarded copies must not be kept
+            raise
+        missing = [owner_id for owner_id in versions if owner_id not in self._copies]
+        loaded = self.care.owners(missing)
+        for owner_id in missing:
+            if owner_id not in loaded:
+                self.care.owner(owner_id)  # raises the usual NotFound
+        owners: dict[UUID, Owner] = {}
+        for owner_id in versions:
+            owner = self._copies.get(owner_id)
+            if owner is None:
+                owner = self._copies[owner_id] = loaded[owner_id]
+            self._copies.move_to_end(owner_id)
+            owners[owner_id] = owner
+        while len(self._copies) > self.maxsize:
+            self._copies.popitem(last=False)
+        return owners
 
     def save(self, aggregates: Iterable[Any], **kwargs: Any) -> bool:
         """Save changed aggregates at once; on a conflict forget them all."""
@@ -67,3 +120,142 @@ class LiveAggregates:
 
     def clear(self) -> None:
         self._copies.clear()
+
+
+# --- reading many aggregates at once --------------------------------------------
+#
+# The library reads one aggregate per query. The worker and bulk commands touch
+# hundreds at a time, so these read the events (and latest snapshots) of many
+# in one query, from the library's own tables.
+
+
+def events_after(
+    app: Application[UUID], versions: Mapping[UUID, int]
+) -> dict[UUID, list[Any]]:
+    """The domain events of several aggregates after the given versions, in order.
+
+    Aggregates with no newer events are left out.
+    """
+    found: dict[UUID, list[Any]] = {}
+    for stored in _select(app.recorder, versions):
+        event = app.mapper.to_domain_event(stored)
+        found.setdefault(event.originator_id, []).append(event)
+    for events in found.values():
+        events.sort(key=lambda event: event.originator_version)
+    return found
+
+
+def load_many(app: Application[UUID], aggregate_ids: Iterable[UUID]) -> dict[UUID, Any]:
+    """Several aggregates from their latest snapshots and events (few queries).
+
+    Ids with no events are left out.
+    """
+    ids = list(dict.fromkeys(aggregate_ids))
+    aggregates: dict[UUID, Any] = {}
+    if app.snapshots is not None and ids:
+        stored = _select(app.snapshots.recorder, {i: 0 for i in ids}, latest=True)
+        for snapshot in map(app.mapper.to_domain_event, stored):
+            aggregates[snapshot.originator_id] = snapshot.mutate(None)  # type: ignore[attr-defined]
+    versions = {i: aggregates[i].version if i in aggregates else 0 for i in ids}
+    for aggregate_id, events in events_after(app, versions).items():
+        aggregate = aggregates.get(aggregate_id)
+        for event in events:
+            aggregate = event.mutate(aggregate)
+        aggregates[aggregate_id] = aggregate
+    return aggregates
+
+
+def _select(
+    recorder: Recorder, versions: Mapping[UUID, int], latest: bool = False
+) -> list[StoredEvent]:
+    """Stored events of many originators after a version each (or the latest)."""
+    items = list(versions.items())
+    stored: list[StoredEvent] = []
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        if type(recorder).__module__ == "eventsourcing.postgres":
+            stored += _select_postgres(recorder, chunk, latest)
+        else:
+            stored += _select_sqlite(recorder, chunk, latest)
+    return stored
+
+
+def _select_postgres(
+    recorder: Any, chunk: Sequence[tuple[UUID, int]], latest: bool
+) -> list[StoredEvent]:
+    from psycopg.sql import SQL, Identifier
+
+    datastore = recorder.datastore
+    uuids = datastore.originator_id_type == "uuid"
+    ids = [i if uuids else str(i) for i, _ in chunk]
+    names = {
+        "schema": Identifier(datastore.schema),
+        "table": Identifier(recorder.events_table_name),
+        "kind": Identifier(datastore.originator_id_type),
+    }
+    if latest:
+        statement = SQL(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version,"
+            " topic, state FROM {schema}.{table}"
+            " WHERE originator_id = ANY(%s::{kind}[])"
+            " ORDER BY originator_id, originator_version DESC"
+        ).format(**names)
+        params: list[Any] = [ids]
+    else:
+        statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%s::{kind}[], %s::bigint[]) AS w(id, v)"
+            " JOIN {schema}.{table} AS e"
+            " ON e.originator_id = w.id AND e.originator_version > w.v"
+        ).format(**names)
+        params = [ids, [v for _, v in chunk]]
+    with datastore.get_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(statement, params, prepare=True)
+        rows = cursor.fetchall()
+    return [
+        StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        for row in rows
+    ]
+
+
+def _select_sqlite(
+    recorder: Any, chunk: Sequence[tuple[UUID, int]], latest: bool
+) -> list[StoredEvent]:
+    table = recorder.events_table_name
+    keys = [i.hex if isinstance(i, UUID) else i for i, _ in chunk]
+    if latest:
+        marks = ",".join("?" * len(keys))
+        statement = (
+            f"SELECT e.originator_id, e.originator_version, e.topic, e.state"  # noqa: S608
+            f" FROM (SELECT originator_id AS id, MAX(originator_version) AS v"
+            f" FROM {table} WHERE originator_id IN ({marks}) GROUP BY originator_id)"
+            f" AS w JOIN {table} AS e"
+            f" ON e.originator_id = w.id AND e.originator_version = w.v"
+        )
+        params: list[Any] = keys
+    else:
+        pairs = ",".join(["(?,?)"] * len(keys))
+        statement = (
+            f"WITH w(id, v) AS (VALUES {pairs})"  # noqa: S608
+            f" SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            f" FROM w JOIN {table} AS e"
+            f" ON e.originator_id = w.id AND e.originator_version > w.v"
+        )
+        params = [x for key, (_, v) in zip(keys, chunk, strict=True) for x in (key, v)]
+    with recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return [
+        StoredEvent(
+            originator_id=recorder.convert_originator_id(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=row["state"],
+        )
+        for row in rows
+    ]

@@ -150,6 +150,7 @@ class UsageLoader:
         # judged, and subscriptions created a moment ago should be found.
         self.views.catch_up()
         self.care_views.runner("subscriber_identities").catch_up()
+        self.care_views.runner("accounts").catch_up()  # bill-cycle days
 
     def _batch_for(
         self,
@@ -290,7 +291,13 @@ class UsageLoader:
             self.views.loaded_ids,
             tariffs.book(),
             tariffs.compiled,
+            allowance_used=self.views.allowance_used,
+            bill_cycle_day=self._bill_cycle_day,
         )
+
+    def _bill_cycle_day(self, account_id: str) -> int:
+        account = self.care_views.accounts.get(account_id) or {}
+        return int(account.get("bill_cycle_day") or 1)
 
     def _header(self, raw: object, kind: str, count: int) -> Header:
         checked = validate_header(raw, kind)

@@ -120,8 +120,9 @@ def write_file(path: Path, count: int, numbers: list[str]) -> None:
                 record["discount"] = {"amount": "0.0100"}
             elif shape == 1:
                 record["volume_bytes"] = rng.randrange(10**9)
-                if n % 50 == 1:
+                if n % 50 == 1:  # roaming in France
                     record["mcc"], record["mnc"] = "208", "01"
+                    record["usage_class"] = "DATA_ROAM"
             else:
                 record["units"] = 1
             out.write(("" if n == 0 else ",\n") + json.dumps(record))

@@ -120,9 +120,9 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
         while True:
             views.catch_up()
             counts = views.actioned_items.counts()
-            resolved = len(
-                views.workflow_events.list(status="resolved", limit=events + 1)
-            )
+            # Counted by the database: reading the rows back, 20 times a
+            # second, cost this process more CPU than the worker's read models.
+            resolved = views.workflow_events.counts().get("resolved", 0)
             if resolved >= events and counts.get("completed", 0) >= 2 * events:
                 break
             if worker.poll() is not None:

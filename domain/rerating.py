@@ -7,7 +7,10 @@ charge, the new charge and the delta, with the new breakdown. A record whose
 price did not change is not corrected, so running the same rerate again
 records a run with no corrections.
 
-Corrections are lists in the order of :data:`CORRECTION_COLUMNS`.
+Corrections are lists in the order of :data:`CORRECTION_COLUMNS`, amounts
+as strings, and the breakdown as the JSON text the usage views store: a
+rerate of a million records writes a million of them, so they are neither
+objects nor re-encoded on the way (one event per page of records).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ CORRECTION_COLUMNS: Final = (
     "delta",  # new net - old net (charge less discount)
     "old_discount",
     "new_discount",
-    "breakdown",
+    "breakdown",  # JSON text: how the new charge came about (Rated.as_dict())
 )
 
 

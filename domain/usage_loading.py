@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from domain.bill_periods import Period, period_of
 from domain.rating import (
+    AllowanceState,
     CompiledTariff,
     RatingError,
     Tariff,
@@ -119,6 +121,8 @@ class RatedUsageRules:
     remembered across chunks, so a file repeating an id loads it once.
     """
 
+    time_ordered = False  # records are decided in the file's order
+
     def __init__(
         self,
         usage_classes: Collection[str],
@@ -145,6 +149,8 @@ class RatedUsageRules:
                 outcome.rejected.append(_rejection(index, checked))
             else:
                 valid.append((index, checked))
+        if self.time_ordered:
+            valid.sort(key=_start)  # stable: the file's order among equal starts
         ids = {record.record_id for _, record in valid}
         elsewhere = set(self.already_loaded(ids - self.seen)) if ids else set()
         for index, record in valid:
@@ -167,6 +173,9 @@ class RatedUsageRules:
                 outcome.loaded.append(row)
             else:
                 outcome.rejected.append(row)
+        if self.time_ordered:  # decided in time order; listed in the file's
+            outcome.loaded.sort(key=_first)
+            outcome.rejected.sort(key=_first)
         return outcome
 
     def _load(
@@ -292,6 +301,15 @@ def identities_of(records: Iterable[tuple[int, object]]) -> set[str]:
     return keys
 
 
+def _start(item: tuple[int, UsageRecord]) -> datetime:
+    return item[1].start_time
+
+
+def _first(row: list[Any]) -> int:
+    index: int = row[0]
+    return index
+
+
 def _rejection(index: int, error: RecordError) -> list[Any]:
     return [index, error.record_id, "schema", error.code, error.message, error.path]
 
@@ -308,11 +326,17 @@ class OfflineRatingRules(RatedUsageRules):
     destination, no roaming zone) are rejections that reprocessing re-runs
     once the tariffs are fixed.
 
-    Allowances are free units per bill period, consumed in time order across
-    every file of the period; the job does not keep that state yet, so a
-    tariff with allowances refuses the record (``allowances_not_supported``)
-    rather than charge it wrongly.
+    Allowances are free units per bill period of the subscription's account
+    (from its bill-cycle day). The records of a chunk are priced in time order
+    (by start; the file's order among equal starts) and chunks and files in
+    the order they are loaded, so each takes what the ones priced before it
+    in the same period left. ``allowance_used(subscription, period)`` gives
+    the units each allowance already gave in that period to usage loaded
+    before this job; what this job takes is kept here, across its chunks.
+    ``bill_cycle_day(account)`` gives the account's day (1-28).
     """
+
+    time_ordered = True
 
     def __init__(
         self,
@@ -321,10 +345,28 @@ class OfflineRatingRules(RatedUsageRules):
         already_loaded: Callable[[Iterable[str]], Collection[str]],
         book: TariffBook,
         compiled: Callable[[Tariff], CompiledTariff],
+        allowance_used: Callable[[str, Period], Mapping[str, int]] | None = None,
+        bill_cycle_day: Callable[[str], int] | None = None,
     ):
         super().__init__(usage_classes, home, already_loaded)
         self.book = book
         self.compiled = compiled
+        self.allowance_used = allowance_used or (lambda _s, _p: {})
+        self.bill_cycle_day = bill_cycle_day or (lambda _a: 1)
+        self.used: dict[tuple[str, Period], dict[str, int]] = {}
+        self.cycle_days: dict[str, int] = {}
+
+    def _allowances_used(self, holder: Holder, record: UsageRecord) -> dict[str, int]:
+        """Units each allowance gave so far in the record's bill period."""
+        account = holder.account_id
+        day = self.cycle_days.get(account)
+        if day is None:
+            day = self.cycle_days[account] = self.bill_cycle_day(account)
+        key = (holder.subscription_id, period_of(day, record.start_time))
+        used = self.used.get(key)
+        if used is None:
+            used = self.used[key] = dict(self.allowance_used(*key))
+        return used
 
     def _price(
         self,
@@ -337,25 +379,20 @@ class OfflineRatingRules(RatedUsageRules):
         path = f"/records/{index}"
         try:
             tariff = self.book.for_rate_plan(holder.rate_plan, record.start_time)
-            if tariff.allowances:
-                raise RatingError(
-                    "allowances_not_supported",
-                    f"tariff {tariff.code} has allowances, which offline rating "
-                    "does not apply yet",
+            compiled = self.compiled(tariff)
+            used: dict[str, int] | None = None
+            state = None
+            if compiled.allowances.get(record.usage_class):
+                used = self._allowances_used(holder, record)
+                state = AllowanceState(
+                    {
+                        a.code: max(0, a.units - used.get(a.code, 0))
+                        for a in tariff.allowances
+                    }
                 )
-            usage = Usage(
-                usage_class=record.usage_class,
-                start=record.start_time,
-                duration_seconds=record.duration_seconds,
-                volume_bytes=record.volume_bytes,
-                units=record.units,
-                called_number=record.called_number,
-                mcc=mcc,
-                mnc=mnc,
-                home_mcc=self.home.mcc,
-                home_mnc=self.home.mnc,
-            )
-            rated = quote(self.compiled(tariff), usage)
+            home = self.home
+            usage = Usage.from_record(record, home.mcc, home.mnc, (mcc, mnc))
+            rated = quote(compiled, usage, state)
         except RatingError as error:
             where = _RATING_FIELDS.get(error.code, "")
             return [
@@ -377,6 +414,9 @@ class OfflineRatingRules(RatedUsageRules):
                 f"{holder.currency}",
                 path,
             ]
+        if used is not None:  # the record is loaded: it takes its free units
+            for use in rated.allowances:
+                used[use.code] = used.get(use.code, 0) + use.units
         discount = None if not rated.discount else str(rated.discount)
         return str(rated.charge), discount, rated.currency, rated.as_dict()
 

@@ -161,7 +161,7 @@ def validate_record(raw: object, kind: str, index: int) -> UsageRecord | RecordE
     record_id = None
     try:
         if not isinstance(raw, dict):
-            message = f"a record must be an object, not {_a(raw)}"
+            message = f"a record must be an object, not {json_type(raw)}"
             raise _Problem("", "wrong_type", message)
         candidate = raw.get("record_id")
         if isinstance(candidate, str) and _RECORD_ID.pattern.fullmatch(candidate):
@@ -220,7 +220,7 @@ def validate_header(raw: object, kind: str | None = None) -> Header | list[Recor
     the header, or every problem found in it. With ``kind``, a header of the
     other kind is refused (``wrong_kind``), as the schema of that kind does."""
     if not isinstance(raw, dict):
-        message = f"the header must be an object, not {_a(raw)}"
+        message = f"the header must be an object, not {json_type(raw)}"
         return [RecordError(None, "wrong_type", message, "/header")]
     problems = [_unknown(name) for name in raw if name not in _HEADER_FIELDS]
     file_id = _attempt(problems, lambda: _text(raw, "file_id", _FILE_ID))
@@ -260,7 +260,7 @@ def split_batch(raw: object) -> tuple[object, list[object]] | RecordError:
     """The header and the records of a parsed usage file, or why the file is not
     an object with exactly those two fields, the records an array."""
     if not isinstance(raw, dict):
-        message = f"a usage file must be an object, not {_a(raw)}"
+        message = f"a usage file must be an object, not {json_type(raw)}"
         return RecordError(None, "wrong_type", message, "")
     try:
         if not raw.keys() <= _FILE_FIELDS:
@@ -270,7 +270,7 @@ def split_batch(raw: object) -> tuple[object, list[object]] | RecordError:
                 raise _missing(name)
         records = raw["records"]
         if not isinstance(records, list):
-            message = f"records must be an array, not {_a(records)}"
+            message = f"records must be an array, not {json_type(records)}"
             raise _Problem("/records", "wrong_type", message)
     except _Problem as problem:
         return RecordError(None, problem.code, problem.message, problem.where)
@@ -297,7 +297,7 @@ def _text_problem(name: str, value: object, rule: _Rule) -> _Problem:
     if value is _ABSENT:
         return _missing(name)
     if not isinstance(value, str):
-        message = f"{name} must be a string of {rule.text}, not {_a(value)}"
+        message = f"{name} must be a string of {rule.text}, not {json_type(value)}"
         return _Problem("/" + name, "wrong_type", message)
     message = f"{name} must be {rule.text}, not {_show(value)}"
     return _Problem("/" + name, "bad_format", message)
@@ -314,7 +314,7 @@ def _moment(raw: dict[str, object], name: str) -> datetime:
     if value is _ABSENT:
         raise _missing(name)
     if not isinstance(value, str):
-        message = f"{name} must be a string: {_DATE_TIME_TEXT}, not {_a(value)}"
+        message = f"{name} must be a string: {_DATE_TIME_TEXT}, not {json_type(value)}"
         raise _Problem("/" + name, "wrong_type", message)
     if _NO_OFFSET.fullmatch(value):
         message = f"{name} {_show(value)} has no offset: add Z or +hh:mm"
@@ -338,7 +338,7 @@ def _count(
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
-        message = f"{name} must be a whole number, not {_a(value)}"
+        message = f"{name} must be a whole number, not {json_type(value)}"
         raise _Problem("/" + name, "wrong_type", message)
     if 0 <= number <= maximum:
         return number
@@ -405,7 +405,7 @@ def _money(
         raise _missing(name)
     if not isinstance(value, dict):
         message = f"{name} must be an object with {' and '.join(sorted(fields))}"
-        raise _Problem("/" + name, "wrong_type", f"{message}, not {_a(value)}")
+        raise _Problem("/" + name, "wrong_type", f"{message}, not {json_type(value)}")
     try:
         if not value.keys() <= fields:
             raise _unexpected_field(value, fields)
@@ -453,12 +453,13 @@ _JSON_TYPES: Final = {
 }
 
 
-def _a(value: object) -> str:
+def json_type(value: object) -> str:
+    """What a parsed JSON value is, as a message says it: 'a string'…"""
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _show(value: object) -> str:
     if not isinstance(value, str):
-        return _a(value)
+        return json_type(value)
     shown = repr(value)
     return shown if len(shown) <= 40 else shown[:37] + "...'"

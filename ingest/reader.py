@@ -35,6 +35,8 @@ from collections.abc import Generator, Iterator
 from json.scanner import make_scanner
 from typing import Any, BinaryIO, Final, NoReturn
 
+from domain.usage_records import json_type
+
 __all__ = ["FileUnreadable", "Record", "UsageFileReader"]
 
 Record = tuple[object, str]
@@ -400,7 +402,7 @@ class UsageFileReader:
             kind = "an array" if first == "[" else "an object"
         else:
             value, pos, _ = self._value(pos, path)
-            kind = _a(value)
+            kind = json_type(value)
         offset = self._where(pos)[2]
         reason = f"{whole} must be {wanted}, not {kind}"
         raise FileUnreadable("wrong_type", reason, path, offset)
@@ -525,21 +527,6 @@ def _describe(path: str) -> str:
     if path == "/header":
         return "the header"
     return "the top-level object" if not path else f"the {path[1:]} member"
-
-
-_JSON_TYPES: Final = {
-    type(None): "null",
-    bool: "a boolean",
-    int: "a number",
-    float: "a number",
-    str: "a string",
-    list: "an array",
-    dict: "an object",
-}
-
-
-def _a(value: object) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _shown(value: str) -> str:

@@ -177,7 +177,7 @@ class _HistoryFold:
     def flush(self) -> None:
         self.events.flush()
         self.items.flush()
-        HISTORY.write(self.tx, self.entries, upsert=False)
+        HISTORY.append(self.tx, self.entries)
 
     def add(
         self,
@@ -653,6 +653,14 @@ class WorkflowEventsView(Projection):
         with self.db.read() as tx:
             rows = tx.fetchall(sql + " ORDER BY raised_at, id", params)
         return [_event(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many workflow events are in each status."""
+        with self.db.read() as tx:
+            rows = tx.fetchall(
+                "SELECT status, COUNT(*) AS n FROM view_workflow_events GROUP BY status"
+            )
+        return {row["status"]: int(row["n"]) for row in rows}
 
     def list(
         self,

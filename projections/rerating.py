@@ -50,8 +50,11 @@ CORRECTIONS = Table(
         ("subscription_id", "TEXT NOT NULL"),
         ("old_charge", "TEXT"),
         ("new_charge", "TEXT NOT NULL"),
-        ("delta", "TEXT NOT NULL"),
-        ("corrected_at", "TEXT NOT NULL"),
+        ("delta", "TEXT NOT NULL"),  # of the net: charge less discount
+        # The discounts, so that bills can show the old and new net.
+        ("old_discount", "TEXT"),
+        ("new_discount", "TEXT"),
+        ("corrected_at", "TEXT NOT NULL"),  # the event's time: stable on rebuild
         ("position", "BIGINT NOT NULL"),
     ),
     key=("run_id", "record_id"),
@@ -82,16 +85,27 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
             ],
         )
     elif isinstance(event, RerateRun.ChargesCorrected):
-        for c in event.corrections:
-            table = "view_prepaid_usage" if c[2] == "prepaid" else "view_rated_usage"
-            tx.execute(
-                f"UPDATE {table} SET charge = ?, discount = ?, "  # noqa: S608
-                "breakdown = ?, position = ? WHERE record_id = ?",
-                (c[5], c[8], json_text(c[9]), position, c[0]),
+        # The breakdown is stored as the event carries it, as JSON text
+        # (json_text of an object for an event written before it was text).
+        for table, payment in (
+            ("view_rated_usage", "postpaid"),
+            ("view_prepaid_usage", "prepaid"),
+        ):
+            tx.update_rows(
+                table,
+                "record_id",
+                ("charge", "discount", "breakdown", "position"),
+                [
+                    (c[5], c[8], _json(c[9]), position, c[0])
+                    for c in event.corrections
+                    if c[2] == payment
+                ],
             )
         CORRECTIONS.write(
             tx,
-            [(run_id, *c[:7], at, position) for c in event.corrections],
+            # c[:9]: record id … delta, old discount, new discount (as the
+            # event's CORRECTION_COLUMNS).
+            [(run_id, *c[:9], at, position) for c in event.corrections],
         )
         tx.execute(
             "UPDATE view_rerate_runs SET changed = changed + ?, position = ? "
@@ -104,6 +118,10 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
             "refused = ?, completed_at = ?, position = ? WHERE id = ?",
             (event.counts["selected"], json_text(event.refused), at, position, run_id),
         )
+
+
+def _json(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else json_text(value)
 
 
 def rerate_run(db: ViewDatabase, run_id: str, limit: int, offset: int) -> Row | None:

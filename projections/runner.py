@@ -112,7 +112,7 @@ class BatchRows:
         self._dirty[row[self.key]] = None
 
     def flush(self) -> None:
-        self.table.write(
+        self.table.merge(
             self.tx, [self.table.values(self.rows[key]) for key in self._dirty]
         )
         self._dirty.clear()

@@ -17,8 +17,12 @@ from typing import Any
 from eventsourcing.application import Application
 
 from application.persistence import Database
+from domain.bill_periods import Period
+from domain.rating.rated import EXACT
 from domain.rerating import RerateRun
 from domain.usage_batch import ERROR_CLASSES, UsageBatch
+from projections import allowances
+from projections.allowances import ALLOWANCE_USES
 from projections.rerating import (
     CORRECTIONS,
     RERATE_RUNS,
@@ -137,7 +141,7 @@ ERRORS = Table(
 class UsageBatchesView(Projection):
     """Batches with their counts, record errors, and the loaded usage."""
 
-    name = "usage_batches_v2"  # v2: breakdowns of offline-rated usage
+    name = "usage_batches_v3"  # v2: breakdowns of offline-rated usage; v3: rerating
     topics = topics_of(
         UsageBatch.Created,
         UsageBatch.RecordsStaged,
@@ -149,7 +153,15 @@ class UsageBatchesView(Projection):
         RerateRun.ChargesCorrected,
         RerateRun.Completed,
     )
-    tables = (BATCHES, ERRORS, RATED_USAGE, PREPAID_USAGE, RERATE_RUNS, CORRECTIONS)
+    tables = (
+        BATCHES,
+        ERRORS,
+        RATED_USAGE,
+        PREPAID_USAGE,
+        RERATE_RUNS,
+        CORRECTIONS,
+        ALLOWANCE_USES,
+    )
 
     def process(self, tx: Transaction, notification_id: int, domain_event: Any) -> None:
         self.process_batch(tx, [(notification_id, domain_event)])
@@ -192,7 +204,7 @@ class UsageBatchesView(Projection):
                 )
             elif isinstance(event, UsageBatch.Failed):
                 batches.flush()
-                for table in (RATED_USAGE, PREPAID_USAGE, ERRORS):
+                for table in (RATED_USAGE, PREPAID_USAGE, ERRORS, ALLOWANCE_USES):
                     tx.execute(
                         f"DELETE FROM {table.name} WHERE batch_id = ?",  # noqa: S608
                         (batch_id,),
@@ -244,6 +256,12 @@ class UsageBatchesView(Projection):
             (prepaid if r[4] == "prepaid" else postpaid).append(values)
         RATED_USAGE.insert_new(tx, postpaid)
         PREPAID_USAGE.insert_new(tx, prepaid)
+        allowances.record_uses(
+            tx,
+            batch_id,
+            ((r[1], r[2], r[8], r[20]) for r in event.loaded if len(r) > 20 and r[20]),
+            position,
+        )
         if event.run:
             # A reprocessing run: its records leave the error list, and those
             # still refused come back with today's reason.
@@ -447,7 +465,9 @@ def usage_fields(row: Row) -> Row:
     """One usage record as the API shows it (TMF635 names where they exist)."""
     charge = Decimal(row["charge"]) if row["charge"] is not None else None
     discount = Decimal(row["discount"]) if row["discount"] is not None else None
-    net = None if charge is None else charge - (discount or 0)
+    # The engine's 34 digits: the default context's 28 would round a charge
+    # that does not end (a tariff without rounding).
+    net = None if charge is None else EXACT.subtract(charge, discount or Decimal(0))
     return {
         "id": row["record_id"],
         "batch_id": row["batch_id"],
@@ -494,6 +514,9 @@ class UsageViews:
 
     def loaded_ids(self, record_ids: Iterable[str]) -> set[str]:
         return self.batches.loaded_ids(record_ids)
+
+    def allowance_used(self, subscription_id: str, period: Period) -> dict[str, int]:
+        return allowances.used(self.db, subscription_id, period)
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {name: runner.status() for name, runner in self.runners.items()}

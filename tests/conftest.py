@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
 
 from api.app import create_app
 from api.keys import KeyRing
@@ -17,6 +18,13 @@ from tests.harness.postgres import PostgresServer, postgres_server
 from tests.harness.smtp import smtp_server  # noqa: F401  (fixture)
 
 BACKENDS = ["sqlite", "postgres"]
+
+# Property tests check behaviour, not speed: on a busy 2-core CI machine the
+# generation of a large input can be slow, and that is no failure.
+settings.register_profile(
+    "monetise", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("monetise")
 
 KEYS = {
     "admin": "test-admin-key",

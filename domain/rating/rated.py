@@ -51,8 +51,11 @@ class Usage:
         record: UsageRecord,
         home_mcc: str | None = None,
         home_mnc: str | None = None,
+        serving: tuple[str | None, str | None] | None = None,
     ) -> Usage:
-        """The usage of a valid record of an unrated usage file."""
+        """The usage of a valid record of an unrated usage file; ``serving``
+        (MCC, MNC) when known better than the record says (from the IMSI)."""
+        mcc, mnc = serving or (record.mcc, record.mnc)
         return cls(
             usage_class=record.usage_class,
             start=record.start_time,
@@ -60,8 +63,8 @@ class Usage:
             volume_bytes=record.volume_bytes,
             units=record.units,
             called_number=record.called_number,
-            mcc=record.mcc,
-            mnc=record.mnc,
+            mcc=mcc,
+            mnc=mnc,
             home_mcc=home_mcc,
             home_mnc=home_mnc,
         )

@@ -1,0 +1,109 @@
+"""The allowance ledger: the free units each loaded record took from each
+allowance, so that offline rating knows what a subscription's allowances
+have given in a bill period (``used``), whichever file the usage came in.
+
+Rows come from the loaded rows of offline-rated usage whose breakdown lists
+allowance uses; a failed batch takes its rows out, and a rerate correction
+replaces the rows of the record it reprices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from domain.bill_periods import Period
+from projections.store import Table, Transaction, ViewDatabase
+
+ALLOWANCE_USES = Table(
+    "view_allowance_uses",
+    (
+        ("record_id", "TEXT NOT NULL"),
+        ("allowance", "TEXT NOT NULL"),
+        ("batch_id", "TEXT NOT NULL"),
+        ("subscription_id", "TEXT NOT NULL"),
+        ("start_time", "TEXT NOT NULL"),
+        ("units", "BIGINT NOT NULL"),
+        ("position", "BIGINT NOT NULL"),
+    ),
+    key=("record_id", "allowance"),
+    indexes=(("subscription_id", "start_time"), ("batch_id",)),
+)
+
+
+def uses_of(breakdown: Any) -> list[tuple[str, int]]:
+    """(allowance code, units) of a record's breakdown (a dict, or None)."""
+    if not breakdown:
+        return []
+    return [
+        (use["code"], int(use["units"])) for use in breakdown.get("allowances") or ()
+    ]
+
+
+def record_uses(
+    tx: Transaction,
+    batch_id: str,
+    records: Iterable[tuple[str, str, str, Any]],
+    position: int,
+) -> None:
+    """Ledger rows of (record id, subscription id, start time, breakdown)."""
+    rows = [
+        (record_id, code, batch_id, subscription_id, start, units, position)
+        for record_id, subscription_id, start, breakdown in records
+        for code, units in uses_of(breakdown)
+    ]
+    if rows:
+        ALLOWANCE_USES.write(tx, rows)
+
+
+def replace_uses(
+    tx: Transaction, records: Sequence[tuple[str, Any]], position: int
+) -> None:
+    """A rerate repriced these (record id, new breakdown): their uses change."""
+    for record_id, breakdown in records:
+        found = tx.fetchall(
+            "SELECT batch_id, subscription_id, start_time FROM view_allowance_uses "
+            "WHERE record_id = ?",
+            (record_id,),
+        )
+        if found:
+            tx.execute(
+                "DELETE FROM view_allowance_uses WHERE record_id = ?", (record_id,)
+            )
+        elif not uses_of(breakdown):
+            continue
+        else:
+            found = _usage_row(tx, record_id)
+        if found:
+            first = found[0]
+            record_uses(
+                tx,
+                first["batch_id"],
+                [(record_id, first["subscription_id"], first["start_time"], breakdown)],
+                position,
+            )
+
+
+def _usage_row(tx: Transaction, record_id: str) -> list[Any]:
+    for table in ("view_rated_usage", "view_prepaid_usage"):
+        found = tx.fetchall(
+            f"SELECT batch_id, subscription_id, start_time FROM {table} "  # noqa: S608
+            "WHERE record_id = ?",
+            (record_id,),
+        )
+        if found:
+            return found
+    return []
+
+
+def used(db: ViewDatabase, subscription_id: str, period: Period) -> dict[str, int]:
+    """Units each allowance gave the subscription's usage in the period."""
+    start, end = period.bounds
+    with db.read() as tx:
+        rows = tx.fetchall(
+            "SELECT allowance, SUM(units) AS units FROM view_allowance_uses "
+            "WHERE subscription_id = ? AND start_time >= ? AND start_time < ? "
+            "GROUP BY allowance",
+            (subscription_id, start, end),
+        )
+    return {row["allowance"]: int(row["units"]) for row in rows}
