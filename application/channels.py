@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 import smtplib
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from application.files import sync_directory, write_atomically
+from application.files import (
+    BATCH_WRITER_MIN_FILES,
+    EXISTS,
+    WRITTEN,
+    BatchWriter,
+    write_atomically,
+)
 
 CHANNELS = ("email", "sms", "letter", "push")
 DEFAULT_SENDER = "noreply@monetise.invalid"
@@ -92,37 +98,95 @@ class Channels:
         self._sender = sender
         self._smtp_timeout = smtp_timeout
         self._clock = clock or _utc_now
-        # Outbox directories with renames not yet synced (see ``send``).
-        self._unsynced: set[Path] = set()
-        self._unsynced_lock = threading.Lock()
+        self._writer = BatchWriter()
 
     @property
     def uses_smtp_for_email(self) -> bool:
         """Whether e-mail goes to an SMTP server (which cannot be asked later)."""
         return self._smtp is not None
 
-    def send(self, message: Message, *, defer_sync: bool = False) -> str:
+    def send(self, message: Message) -> str:
         """Deliver ``message``; return a short note of where it went.
 
         Raises ``DeliveryError`` when the channel is unknown, the receiver is
         missing, or the SMTP server cannot be reached or refuses the e-mail.
-
-        An outbox file is durable when this returns, unless ``defer_sync``:
-        then its directory is synced by the next ``sync()``, once for every
-        message written since (a sender of many messages calls ``sync()``
-        before it records any of them as delivered).
         """
         _check(message)
         if message.channel == "email" and self._smtp is not None:
             return self._send_smtp(message, *self._smtp)
-        return self._write_outbox(message, defer_sync)
+        return self._write_outbox(message)
 
-    def sync(self) -> None:
-        """Make the outbox files written with ``defer_sync`` durable."""
-        with self._unsynced_lock:
-            directories, self._unsynced = self._unsynced, set()
-        for directory in sorted(directories):
-            sync_directory(directory)
+    def goes_to_outbox(self, message: Message) -> bool:
+        """Whether ``message`` is delivered as an outbox file (not by SMTP)."""
+        return not (message.channel == "email" and self._smtp is not None)
+
+    def write_to_outbox(
+        self, messages: Sequence[Message]
+    ) -> Future[list[str | DeliveryError]]:
+        """Write many messages to the outbox; a future of, per message, the note
+        ``send`` would give or the ``DeliveryError`` it would raise.
+
+        Every file is durable once the future is done. A few messages are sent
+        one by one at once; a batch is written by a helper process while the
+        caller goes on, each file synced and each directory synced once.
+        """
+        done: Future[list[str | DeliveryError]] = Future()
+        if len(messages) < BATCH_WRITER_MIN_FILES:
+            done.set_result([self._sent(message) for message in messages])
+            return done
+        refused: dict[int, DeliveryError] = {}
+        files: list[tuple[str, str]] = []
+        for index, message in enumerate(messages):
+            try:
+                _check(message)
+                if not self.goes_to_outbox(message):
+                    raise DeliveryError("an e-mail for the SMTP server, not the outbox")
+            except DeliveryError as error:
+                refused[index] = error
+                continue
+            target = self._outbox_file(message.channel, message.message_id)
+            files.append((str(target), self._content(message)))
+
+        def notes_of(written: Future[list[str]]) -> list[str | DeliveryError]:
+            try:
+                outcomes = written.result()
+            except OSError as error:
+                outcomes = [str(error)] * len(files)
+            found = iter(zip(files, outcomes, strict=True))
+            notes: list[str | DeliveryError] = []
+            for index in range(len(messages)):
+                if index in refused:
+                    notes.append(refused[index])
+                    continue
+                (target, _), outcome = next(found)
+                if outcome == WRITTEN:
+                    notes.append(f"outbox {target}")
+                elif outcome == EXISTS:
+                    notes.append(f"already in outbox {target}")
+                else:
+                    notes.append(
+                        DeliveryError(f"cannot write outbox file {target}: {outcome}")
+                    )
+            return notes
+
+        def report(written: Future[list[str]]) -> None:
+            try:
+                done.set_result(notes_of(written))
+            except BaseException as error:  # never leave the caller waiting
+                done.set_exception(error)
+
+        self._writer.submit(files).add_done_callback(report)
+        return done
+
+    def _sent(self, message: Message) -> str | DeliveryError:
+        try:
+            return self.send(message)
+        except DeliveryError as error:
+            return error
+
+    def close(self) -> None:
+        """Stop the outbox's helper process, if one was started."""
+        self._writer.close()
 
     def already_delivered(self, message_id: str, channel: str) -> bool:
         """Whether the outbox already holds this message (always False for SMTP).
@@ -139,22 +203,20 @@ class Channels:
     def _outbox_file(self, channel: str, message_id: str) -> Path:
         return self.outbox / channel / f"{message_id}.json"
 
-    def _write_outbox(self, message: Message, defer_sync: bool = False) -> str:
+    def _write_outbox(self, message: Message) -> str:
         target = self._outbox_file(message.channel, message.message_id)
         if target.exists():
             return f"already in outbox {target}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        content = json.dumps(
-            self._communication_message(message), indent=2, ensure_ascii=False
-        )
         try:
-            write_atomically(target, [content, "\n"], sync_parent=not defer_sync)
+            write_atomically(target, [self._content(message)])
         except OSError as error:
             raise DeliveryError(f"cannot write outbox file {target}: {error}") from None
-        if defer_sync:
-            with self._unsynced_lock:
-                self._unsynced.add(target.parent)
         return f"outbox {target}"
+
+    def _content(self, message: Message) -> str:
+        document = self._communication_message(message)
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
     def _communication_message(self, message: Message) -> dict[str, Any]:
         document: dict[str, Any] = {

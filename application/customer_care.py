@@ -9,7 +9,7 @@ into actioned items and linked events, a batch of notifications per save.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from copy import deepcopy
 from datetime import datetime
 from decimal import Decimal
@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
+from psycopg.sql import SQL, Identifier
 
 from application.catalogue import CatalogueService
 from application.clock import Clock, SystemClock
@@ -77,6 +79,45 @@ class Conflict(Exception):
     """The request is understood but the current state refuses it (HTTP 409)."""
 
 
+class BulkProcessRecorder(PostgresProcessRecorder):
+    """PostgreSQL: the process recorder, inserting a save's events as four
+    binary arrays (ids, versions, topics, states) unnested by one prepared
+    ``INSERT``.
+
+    The workflow processor and the dispatcher save hundreds of events at a
+    time; the library sends them as an array of a composite type written as
+    text, each state as hex quoted by a regular expression (measured: saves
+    take more than twice as long that way). The rows, the table lock, the
+    notification and the tracking record are the same.
+    """
+
+    def __init__(self, datastore: Any, **kwargs: Any):
+        super().__init__(datastore, **kwargs)
+        self._insert_arrays = SQL(
+            "INSERT INTO {schema}.{table}"
+            " (originator_id, originator_version, topic, state)"
+            " SELECT * FROM unnest(%b::{kind}[], %b::bigint[], %b::text[], %b::bytea[])"
+            " RETURNING notification_id"
+        ).format(
+            schema=Identifier(datastore.schema),
+            table=Identifier(self.events_table_name),
+            kind=Identifier(datastore.originator_id_type),
+        )
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        columns = (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        )
+        curs.execute(self._insert_arrays, columns, prepare=True)
+
+
 class CustomerCare(ProcessApplication[UUID]):
     """Agents' commands and the workflow processor, over one event store."""
 
@@ -90,6 +131,9 @@ class CustomerCare(ProcessApplication[UUID]):
         catalogue: CatalogueService,
         clock: Clock | None = None,
     ):
+        env = dict(env or {})
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            env.setdefault("PROCESS_RECORDER_TOPIC", get_topic(BulkProcessRecorder))
         super().__init__(env)
         self.catalogue = catalogue
         self.clock: Clock = clock or SystemClock()
@@ -368,6 +412,8 @@ class CustomerCare(ProcessApplication[UUID]):
         def raise_all() -> list[UUID | str]:
             catalogue = self.catalogue.view()
             found = self.owners(UUID(str(r["owner_id"])) for r in requests)
+            # A plan depends on the catalogue, level and code only: one each.
+            plans: dict[tuple[str, str, str], RaisePlan | RaiseRefused] = {}
             owners: dict[UUID, Owner] = {}
             results: list[UUID | str] = []
             for request in requests:
@@ -378,13 +424,15 @@ class CustomerCare(ProcessApplication[UUID]):
                         owner = found[owner_id] = self.owner(owner_id)
                     if request["level"] != owner.LEVEL:
                         raise NotFound(f"no {request['level']} {owner_id}")
-                    plan = plan_raise(
-                        catalogue,
-                        owner.LEVEL,
-                        request["event_type"],
-                        request["event_code"],
-                        [],
-                    )
+                    key = (owner.LEVEL, request["event_type"], request["event_code"])
+                    if key not in plans:
+                        try:
+                            plans[key] = plan_raise(catalogue, *key, [])
+                        except RaiseRefused as refused:
+                            plans[key] = refused
+                    plan = plans[key]
+                    if isinstance(plan, RaiseRefused):
+                        raise plan
                     self._refuse_inapplicable(owner, plan.actions)
                 except (NotFound, RaiseRefused, Conflict) as error:
                     results.append(str(error))

@@ -5,16 +5,19 @@ monetise (network request, message), and internal handlers change the
 aggregate in the same save as the item's completion. Work is done in batches
 (one save for many items) because the event store serialises saves.
 
-A batch of messages for the outbox is written by one thread, file after file,
-each synced before it is renamed into place; their directories are synced
-once, after the last of them, and only then is any recorded as completed.
-E-mails to an SMTP server, which are mostly waiting, go several at once.
+Messages for the outbox are written a batch at a time, each file synced
+before it is renamed into place and its directory synced once after the last.
+A large batch is written by a helper process while the worker goes on; a
+later round records the outcomes — only once every file is durable — in the
+same save as the items it runs. E-mails to an SMTP server, which are mostly
+waiting, go several at once.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,7 +37,13 @@ from domain.workflow import ERROR, PENDING_STATES, SENT
 # How to record what happened to an item, applied to its (re)loaded owner.
 Outcome = Callable[[Owner], None]
 _RETRIES = 20
+log = logging.getLogger(__name__)
 _SMTP_SENDERS = 8  # e-mails sent at once: each mostly waits on its server
+# A batch of messages being written to the outbox: the future of the notes,
+# when they were handed over, and per message the owner, item and attempts.
+Writing = tuple[
+    Future[list[str | DeliveryError]], datetime, list[tuple[UUID, str, int]]
+]
 
 
 class Queue(Protocol):
@@ -90,13 +99,11 @@ class ActionDispatcher:
         self._senders = ThreadPoolExecutor(
             _SMTP_SENDERS, thread_name_prefix="monetise-smtp"
         )
+        self._writing: list[Writing] = []  # oldest first
         self.live = live
         self.queue = queue
         self.directory = directory
         self.catch_up = catch_up
-        # False while another thread keeps the read models current (the
-        # worker's): the queue is then read as it is, without waiting for it.
-        self.catch_up_first = True
         self.network = network
         self.channels = channels
         self.clock = clock
@@ -106,15 +113,22 @@ class ActionDispatcher:
         self.recovery_grace = recovery_grace
 
     def dispatch_due(self, limit: int = 500) -> int:
-        """Run the items due now; returns how many were taken."""
-        self._catch_up()
+        """Run the items due now, and record the messages written to the outbox
+        since the last round; returns how many items were taken or recorded.
+
+        With nothing due, it waits for the messages still being written.
+        """
+        self.catch_up()
         now = self.clock.now()
         rows = self.queue.due(now, limit)
-        if not rows:
+        written = self._written(wait_for_all=not rows)
+        if not rows and not written:
             return 0
         # Read afresh where another process changed them since: one query
         # instead of a save that fails.
-        copies = self.live.current(UUID(row["owner_id"]) for row in rows)
+        copies = self.live.current(
+            [*(UUID(row["owner_id"]) for row in rows), *(o for o, _ in written)]
+        )
         owners = {str(owner_id): owner for owner_id, owner in copies.items()}
         # The view says due; a working copy that disagrees may be behind an
         # agent's change (a retry, say): read those owners afresh once.
@@ -126,16 +140,29 @@ class ActionDispatcher:
         self.live.forget(behind)
         owners.update({str(i): o for i, o in self.live.get_many(behind).items()})
         try:
+            for owner_id, outcome in written:
+                outcome(owners[str(owner_id)])
             ready, outgoing, extras = self._take(rows, owners, now)
         except BaseException:
-            # Half-changed copies must not be saved by a later round.
+            # Half-changed copies must not be saved by a later round; the
+            # messages written stay "sent" for recovery to find in the outbox.
             self.live.forget(UUID(owner_id) for owner_id in owners)
             raise
         # Sent is durable before anything leaves: at most once per attempt.
         if not self.live.save([*owners.values(), *extras]):
-            return 0
+            # Nothing of this round has left; the messages written have, and
+            # are recorded on owners read afresh.
+            self._record_outcomes(written)
+            return len(written)
         self._hand_over(outgoing, now)
-        return len(ready)
+        return len(ready) + len(written)
+
+    def finish_writing(self) -> int:
+        """Wait for the messages still being written to the outbox and record
+        what became of them (before stopping); returns how many."""
+        written = self._written(wait_for_all=True)
+        self._record_outcomes(written)
+        return len(written)
 
     def _take(
         self, rows: list[dict[str, Any]], owners: dict[str, Owner], now: datetime
@@ -170,7 +197,7 @@ class ActionDispatcher:
         responses = self.network.responses(now, limit)
         if not responses:
             return 0
-        self._catch_up()
+        self.catch_up()
         outcomes: list[tuple[UUID, Outcome]] = []
         for response in responses:
             found = self.queue.owner_of_item(response.item_id)
@@ -187,7 +214,7 @@ class ActionDispatcher:
         up on (and tried again) only when its answer never came.
         """
         self.collect_responses()
-        self._catch_up()
+        self.catch_up()
         now = self.clock.now()
         outcomes: list[tuple[UUID, Outcome]] = []
         reason = f"no response from the network within {self.network_timeout}"
@@ -198,7 +225,7 @@ class ActionDispatcher:
         for row in self.queue.sent_before(now - self.recovery_grace, "communication"):
             owner = self.live.get(UUID(row["owner_id"]))
             item = owner.actioned_items[row["item_id"]]
-            if item["status"] != SENT:
+            if item["status"] != SENT or self._being_written(item["item_id"]):
                 continue
             if self.channels.already_delivered(item["item_id"], item["channel"]):
                 outcome = _completion(item["item_id"], now, "found in the outbox")
@@ -214,10 +241,6 @@ class ActionDispatcher:
             outcomes.append((owner.id, outcome))
         self._record_outcomes(outcomes)
         return len(outcomes)
-
-    def _catch_up(self) -> None:
-        if self.catch_up_first:
-            self.catch_up()
 
     # --- handlers ------------------------------------------------------------
 
@@ -243,6 +266,8 @@ class ActionDispatcher:
         )
         outcomes: list[tuple[Owner, Outcome]] = []
         emails: list[tuple[Owner, Message, int]] = []
+        messages: list[Message] = []
+        writing: list[tuple[Owner, int]] = []
         for owner, item in outgoing:
             if item["handler"] == "network":
                 self.network.submit(self._provisioning(owner, item, now))
@@ -254,21 +279,34 @@ class ActionDispatcher:
                     failure = self._failure(item["item_id"], attempts, str(error), now)
                     outcomes.append((owner, failure))
                     continue
-                if message.channel == "email" and self.channels.uses_smtp_for_email:
-                    emails.append((owner, message, attempts))
+                if self.channels.goes_to_outbox(message):
+                    messages.append(message)
+                    writing.append((owner, attempts))
                 else:
-                    outcomes.append((owner, self._deliver(message, attempts, now)))
+                    emails.append((owner, message, attempts))
             # external items wait for the external system to report back
-        # An SMTP conversation is mostly waiting: several at once. Outbox files
-        # are written above one after the other: more threads only contend
-        # for the file system's journal (measured: twice the CPU per file).
+        if messages:
+            batch = self.channels.write_to_outbox(messages)
+            self._writing.append(
+                (
+                    batch,
+                    now,
+                    [
+                        (owner.id, message.message_id, attempts)
+                        for (owner, attempts), message in zip(
+                            writing, messages, strict=True
+                        )
+                    ],
+                )
+            )
+        # An SMTP conversation is mostly waiting: several at once.
         sent = self._senders.map(lambda e: self._deliver(e[1], e[2], now), emails)
         outcomes += [
             (owner, outcome)
             for (owner, _, _), outcome in zip(emails, sent, strict=True)
         ]
-        # Every outbox file is durable before any completion is recorded.
-        self.channels.sync()
+        # A small batch is written at once: recorded with the e-mails.
+        outcomes += [(self.live.get(o), outcome) for o, outcome in self._written()]
         # The owners were saved a moment ago: record on them, reload on conflict.
         for owner, outcome in outcomes:
             outcome(owner)
@@ -276,15 +314,38 @@ class ActionDispatcher:
             self._record_outcomes([(owner.id, outcome) for owner, outcome in outcomes])
 
     def _deliver(self, message: Message, attempts: int, now: datetime) -> Outcome:
-        """Hand a message over; returns how to record what happened.
-
-        An outbox file written here is durable after ``channels.sync()``.
-        """
+        """Send an e-mail by SMTP; returns how to record what happened."""
         try:
-            note = self.channels.send(message, defer_sync=True)
+            note = self.channels.send(message)
         except DeliveryError as error:
             return self._failure(message.message_id, attempts, error.reason, now)
         return _completion(message.message_id, now, note)
+
+    def _written(self, wait_for_all: bool = False) -> list[tuple[UUID, Outcome]]:
+        """Outcomes of the outbox batches written (every file durable), oldest
+        first; ``wait_for_all``: wait for those still being written."""
+        if wait_for_all and self._writing:
+            wait([batch for batch, _, _ in self._writing])
+        outcomes: list[tuple[UUID, Outcome]] = []
+        while self._writing and self._writing[0][0].done():
+            batch, now, items = self._writing.pop(0)
+            try:
+                notes = batch.result()
+            except Exception:
+                # Left "sent": recovery finds the messages in the outbox, or
+                # writes them again, once the recovery grace has passed.
+                log.exception("writing %d messages to the outbox failed", len(items))
+                continue
+            for (owner_id, item_id, attempts), note in zip(items, notes, strict=True):
+                if isinstance(note, DeliveryError):
+                    failure = self._failure(item_id, attempts, note.reason, now)
+                    outcomes.append((owner_id, failure))
+                else:
+                    outcomes.append((owner_id, _completion(item_id, now, note)))
+        return outcomes
+
+    def _being_written(self, item_id: str) -> bool:
+        return any(item_id == i for *_, items in self._writing for _, i, _ in items)
 
     def _failure(
         self, item_id: str, attempts: int, reason: str, now: datetime

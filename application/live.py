@@ -18,6 +18,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Recorder, StoredEvent
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 if TYPE_CHECKING:
     from application.customer_care import CustomerCare, Owner
@@ -173,17 +174,20 @@ def _select(
     stored: list[StoredEvent] = []
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        if type(recorder).__module__ == "eventsourcing.postgres":
-            stored += _select_postgres(recorder, chunk, latest)
-        else:
+        if isinstance(recorder, SQLiteAggregateRecorder):
             stored += _select_sqlite(recorder, chunk, latest)
+        else:
+            stored += _select_postgres(recorder, chunk, latest)
     return stored
 
 
 def _select_postgres(
     recorder: Any, chunk: Sequence[tuple[UUID, int]], latest: bool
 ) -> list[StoredEvent]:
+    from eventsourcing.postgres import PostgresAggregateRecorder
     from psycopg.sql import SQL, Identifier
+
+    assert isinstance(recorder, PostgresAggregateRecorder), type(recorder)
 
     datastore = recorder.datastore
     uuids = datastore.originator_id_type == "uuid"

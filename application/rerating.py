@@ -9,11 +9,19 @@ usage views apply the corrections in order — with old charge, new charge and
 delta per changed record. Prepaid balances take the deltas. It holds the
 loading lock, so no load or reprocessing runs meanwhile, and it catches the
 views up first, so a second identical rerate finds nothing to change.
+
+A rerate may take a million records, so the per-record path is lean: pages
+of plain tuples of only the columns pricing needs, the compiled tariff looked
+up once per rate plan, and each new breakdown turned into the JSON text the
+views store once, here (the event carries the text; the views write it as is).
+What remains per record is mostly the engine: ``quote`` and ``as_dict``.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -27,6 +35,8 @@ from domain.rerating import RerateRun
 from projections.store import json_text, utc_text
 
 if TYPE_CHECKING:
+    from eventsourcing.application import Application
+
     from application.usage import UsageLoader
 
 # Records per page read and per ChargesCorrected event: a correction is about
@@ -71,19 +81,21 @@ class Rerater:
             tariff_of = _TariffOf(book, tariffs.compiled)
             plans = self._rate_plans()
             done = 0
-            for payment, page in self._selected(usage_class, start, end):
-                corrections = self._reprice(
-                    page, payment, usage_class, plans, tariff_of, run
-                )
-                if payment == "prepaid":
-                    for c in corrections:
-                        amount, count = deltas.get(c[3], (ZERO, 0))
-                        deltas[c[3]] = (amount + Decimal(c[6]), count + 1)
-                run.correct(corrections, len(page))
-                loader.batches.save(run)
-                done += len(page)
-                if progress is not None:
-                    progress(done)
+            with _Saver(loader.batches) as saver:
+                for payment, page in self._selected(usage_class, start, end):
+                    corrections = self._reprice(
+                        page, payment, usage_class, plans, tariff_of, run
+                    )
+                    if payment == "prepaid":
+                        for c in corrections:
+                            amount, count = deltas.get(c[3], (ZERO, 0))
+                            deltas[c[3]] = (amount + Decimal(c[6]), count + 1)
+                    run.correct(corrections, len(page))
+                    saver.save(run)
+                    done += len(page)
+                    if progress is not None:
+                        progress(done)
+            # Every page's corrections are stored: the balances may take them.
             loader.care.charge_prepaid_usage(run.id, 0, deltas)
             run.complete()
             loader.batches.save(run)
@@ -214,6 +226,45 @@ class Rerater:
     def run(self, run_id: UUID) -> RerateRun:
         run: RerateRun = self.loader.batches.repository.get(run_id)
         return run
+
+
+class _Saver:
+    """Saves a run's events page by page in a thread of its own, in order and
+    one save at a time, while the next page is priced: a save mostly waits on
+    the database (SQLite and psycopg let go of the GIL meanwhile).
+
+    A failed save is raised by the next ``save`` or on leaving the block;
+    leaving the block waits for the save under way.
+    """
+
+    def __init__(self, app: Application[Any]):
+        self.app = app
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="rerate-save")
+        self._pending: Future[Any] | None = None
+
+    def save(self, run: RerateRun) -> None:
+        events = run.collect_events()
+        self.wait()
+        if events:
+            self._pending = self._thread.submit(self.app.save, *events)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Saver:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            if kind is None:
+                self.wait()
+            elif self._pending is not None:
+                # Already failing: let the save under way end, quietly.
+                concurrent.futures.wait([self._pending])
+        finally:
+            self._thread.shutdown()
 
 
 class _TariffOf:

@@ -47,6 +47,11 @@ class Worker:
                 done = 0
             if not done:
                 self.stopping.wait(self.idle_interval)
+        try:
+            # Messages still being written are recorded before the worker goes.
+            self.platform.dispatcher.finish_writing()
+        except Exception:
+            log.exception("recording the last messages written failed")
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()

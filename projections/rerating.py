@@ -101,7 +101,8 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
                     if c[2] == payment
                 ],
             )
-        CORRECTIONS.write(
+        # New rows only (a run corrects a record once): COPY on PostgreSQL.
+        CORRECTIONS.insert_new(
             tx,
             # c[:9]: record id … delta, old discount, new discount (as the
             # event's CORRECTION_COLUMNS).

@@ -164,8 +164,7 @@ class Transaction:
         shape = hashlib.blake2b(",".join(names).encode(), digest_size=4).hexdigest()
         staging = f"staging_update_{table}_{shape}"
         # Typed as the table's columns, without their constraints; dropped at
-        # the end of the transaction. A temporary table has no statistics, so
-        # the planner looks each row up by the key's index.
+        # the end of the transaction.
         self._cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "  # noqa: S608
             f"SELECT {', '.join(names)} FROM {table} WITH NO DATA"
@@ -173,10 +172,20 @@ class Transaction:
         self._cursor.execute(f"TRUNCATE {staging}")
         self.copy_rows(staging, names, rows)
         sets = ", ".join(f"{name} = s.{name}" for name in columns)
+        # Each row looked up by the key's index: without statistics on the
+        # staging table the planner may merge-join it with the whole index
+        # instead, which costs the size of the table for every batch.
+        # (For this statement only: back to the defaults after it.)
+        joins = (
+            "SELECT set_config('enable_hashjoin', %s, true), "
+            "set_config('enable_mergejoin', %s, true)"
+        )
+        self._cursor.execute(joins, ("off", "off"))
         self._cursor.execute(
             f"UPDATE {table} AS t SET {sets} FROM {staging} AS s "  # noqa: S608
             f"WHERE t.{key} = s.{key}"
         )
+        self._cursor.execute(joins, ("on", "on"))
 
     def select_in(self, table: str, column: str, keys: Iterable[str]) -> list[Row]:
         """Every row of ``table`` whose ``column`` is one of ``keys``."""
@@ -483,8 +492,8 @@ class Table:
             self.write(tx, rows)
             return
         staging = f"merge_{self.name}"
-        # Declared from this Table, not LIKE the stored table: it cannot
-        # outlive a change of the columns in a long-running process.
+        # Kept for the session (emptied at each commit), so that a batch
+        # costs no DDL; declared from this Table, whose columns it takes.
         columns = ", ".join(f"{name} {kind}" for name, kind in self.columns)
         tx.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ({columns})"
