@@ -29,7 +29,15 @@ from uuid import UUID
 
 import orjson
 
-from domain.rating import CompiledTariff, Rated, RatingError, Tariff, Usage, quote
+from domain.rating import (
+    AllowanceState,
+    CompiledTariff,
+    Rated,
+    RatingError,
+    Tariff,
+    Usage,
+    quote,
+)
 from domain.rating.tariff import TariffBook
 from domain.rerating import RerateRun
 from projections.store import json_text, utc_text
@@ -149,6 +157,20 @@ class Rerater:
             rows = tx.fetchall("SELECT id, rate_plan FROM view_subscriptions")
         return {row["id"]: row["rate_plan"] for row in rows}
 
+    def _free_units_taken(
+        self, page: list[tuple[Any, ...]]
+    ) -> dict[str, dict[str, int]]:
+        """Units each record of the page took from each allowance, by record id
+        (from the allowance ledger: only records that took any are there)."""
+        taken: dict[str, dict[str, int]] = {}
+        with self.loader.views.db.read() as tx:
+            for row in tx.select_in(
+                "view_allowance_uses", "record_id", [r[0] for r in page]
+            ):
+                uses = taken.setdefault(row["record_id"], {})
+                uses[row["allowance"]] = int(row["units"])
+        return taken
+
     def _reprice(
         self,
         page: list[tuple[Any, ...]],
@@ -166,6 +188,7 @@ class Rerater:
         home_mcc, home_mnc = home.mcc, home.mnc
         parse = datetime.fromisoformat
         corrections: list[list[Any]] = []
+        took = self._free_units_taken(page)
         for (
             record_id,
             batch_id,
@@ -183,6 +206,14 @@ class Rerater:
             at = parse(start_time)
             try:
                 tariff = tariff_of(plans.get(subscription_id, ""), at)
+                state = None
+                if tariff.allowances.get(usage_class):
+                    # A rerate keeps the free units each record took (none:
+                    # none), so it never hands an allowance out twice.
+                    taken = took.get(record_id, {})
+                    state = AllowanceState(
+                        {a.code: taken.get(a.code, 0) for a in tariff.tariff.allowances}
+                    )
                 rated = quote(
                     tariff,
                     Usage(
@@ -197,6 +228,7 @@ class Rerater:
                         home_mcc=home_mcc,
                         home_mnc=home_mnc,
                     ),
+                    state,
                 )
             except RatingError as error:
                 run.refuse(record_id, error.code, error.message)

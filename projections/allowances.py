@@ -9,6 +9,7 @@ replaces the rows of the record it reprices.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -59,41 +60,25 @@ def record_uses(
 def replace_uses(
     tx: Transaction, records: Sequence[tuple[str, Any]], position: int
 ) -> None:
-    """A rerate repriced these (record id, new breakdown): their uses change."""
-    for record_id, breakdown in records:
-        found = tx.fetchall(
-            "SELECT batch_id, subscription_id, start_time FROM view_allowance_uses "
-            "WHERE record_id = ?",
-            (record_id,),
+    """A rerate repriced these (record id, new breakdown as a dict or JSON
+    text). A rerate keeps, at most, the free units a record took, so only
+    records already in the ledger can change there."""
+    new = dict(records)
+    found = tx.select_in("view_allowance_uses", "record_id", list(new))
+    if not found:
+        return
+    first = {row["record_id"]: row for row in found}
+    for record_id, row in first.items():
+        tx.execute("DELETE FROM view_allowance_uses WHERE record_id = ?", (record_id,))
+        breakdown = new[record_id]
+        if isinstance(breakdown, str):
+            breakdown = json.loads(breakdown)
+        record_uses(
+            tx,
+            row["batch_id"],
+            [(record_id, row["subscription_id"], row["start_time"], breakdown)],
+            position,
         )
-        if found:
-            tx.execute(
-                "DELETE FROM view_allowance_uses WHERE record_id = ?", (record_id,)
-            )
-        elif not uses_of(breakdown):
-            continue
-        else:
-            found = _usage_row(tx, record_id)
-        if found:
-            first = found[0]
-            record_uses(
-                tx,
-                first["batch_id"],
-                [(record_id, first["subscription_id"], first["start_time"], breakdown)],
-                position,
-            )
-
-
-def _usage_row(tx: Transaction, record_id: str) -> list[Any]:
-    for table in ("view_rated_usage", "view_prepaid_usage"):
-        found = tx.fetchall(
-            f"SELECT batch_id, subscription_id, start_time FROM {table} "  # noqa: S608
-            "WHERE record_id = ?",
-            (record_id,),
-        )
-        if found:
-            return found
-    return []
 
 
 def used(db: ViewDatabase, subscription_id: str, period: Period) -> dict[str, int]:

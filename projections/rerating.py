@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from domain.rerating import RerateRun
+from projections import allowances
 from projections.store import (
     Row,
     Rows,
@@ -101,6 +102,8 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
                     if c[2] == payment
                 ],
             )
+        # Free units a repriced record no longer takes leave the ledger.
+        allowances.replace_uses(tx, [(c[0], c[9]) for c in event.corrections], position)
         # New rows only (a run corrects a record once): COPY on PostgreSQL.
         CORRECTIONS.insert_new(
             tx,

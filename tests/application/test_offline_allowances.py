@@ -184,3 +184,36 @@ def test_a_failed_file_gives_its_free_units_back(operator: Operator) -> None:
     assert lines(operator, line) == {
         "D-2-1": ("0.0000", [{"code": "MIN5", "units": 300, "left": 0}]),
     }
+
+
+def test_a_rerate_keeps_the_free_units_each_record_took(operator: Operator) -> None:
+    operator.platform.tariffs.import_document(TARIFFS, "pricing-team")
+    line = operator.new_line()
+    operator.settle()
+    priced(
+        operator,
+        "E-1",
+        [
+            call("E-1-1", line, "2026-11-21T10:00:00Z", 200),
+            call("E-1-2", line, "2026-11-21T10:05:00Z", 200),
+        ],
+    )
+    cheaper = json.loads(json.dumps(TARIFFS))
+    cheaper["tariffs"][0]["effective_from"] = "2026-01-01T00:00:00Z"
+    cheaper["tariffs"][0]["rates"][0]["slabs"][0]["price"] = "0.30"
+    operator.platform.tariffs.import_document(cheaper, "pricing-team")
+
+    first = operator.platform.rerater.rerate("VOICE_NAT", None, None, "ops-1")
+    again = operator.platform.rerater.rerate("VOICE_NAT", None, None, "ops-1")
+    operator.platform.usage_views.catch_up()
+
+    assert (first["changed"], again["changed"]) == (1, 0)
+    assert lines(operator, line) == {
+        # all 200 s free, as before: nothing to change
+        "E-1-1": ("0.0000", [{"code": "MIN5", "units": 200, "left": 100}]),
+        # the same 100 s free, then 100 s x 0.30/60 = 0.50 (was 1.00)
+        "E-1-2": ("0.5000", [{"code": "MIN5", "units": 100, "left": 0}]),
+    }
+    # The allowance is still used up: a later call pays from its first second.
+    priced(operator, "E-2", [call("E-2-1", line, "2026-11-22T10:00:00Z", 60)])
+    assert lines(operator, line)["E-2-1"] == ("0.3000", [])  # 60 s x 0.005
