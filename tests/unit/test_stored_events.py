@@ -19,6 +19,7 @@ from domain.customer import Customer
 from domain.numbers import NumberAllocation
 from domain.raising import manual_action, resolve_action
 from domain.rating.book import TariffCatalogue
+from domain.rerating import RerateRun
 from domain.subscription import PENDING, Subscription
 from domain.usage_batch import UsageBatch
 from domain.workflow import WORKFLOW_EVENT_CLASSES, WorkflowLog
@@ -39,6 +40,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     NumberAllocation,
     UsageBatch,
     TariffCatalogue,
+    RerateRun,
 )
 
 
@@ -184,6 +186,18 @@ def batches_with_every_kind_of_event() -> UsageBatch:
     return batch
 
 
+def rerate_run_with_every_kind_of_event() -> RerateRun:
+    """A rerate that corrected one record and refused another."""
+    run = RerateRun(
+        usage_class="VOICE_NAT", period_from=LATER, period_to=None, requested_by="ops"
+    )
+    correction = ["R1", "B1", "postpaid", "S1", "0.2583", "0.4667", "0.2084"]
+    run.correct([[*correction, None, None, '{"charge": "0.4667"}']], 2)
+    run.refuse("R2", "no_rate", "no rate for usage class VOICE_NAT at home")
+    run.complete()
+    return run
+
+
 def allocation_with_every_kind_of_event() -> NumberAllocation:
     first = uuid4()
     allocation = NumberAllocation(msisdn="447700900123", subscription_id=first)
@@ -216,6 +230,7 @@ def test_the_shared_workflow_events_listed_are_all_the_module_declares() -> None
         (Customer, customer_with_every_kind_of_event),
         (NumberAllocation, allocation_with_every_kind_of_event),
         (UsageBatch, batches_with_every_kind_of_event),
+        (RerateRun, rerate_run_with_every_kind_of_event),
     ],
     ids=lambda value: getattr(value, "__name__", str(value)),
 )
