@@ -188,7 +188,7 @@ class Rerater:
         home_mcc, home_mnc = home.mcc, home.mnc
         parse = datetime.fromisoformat
         corrections: list[list[Any]] = []
-        took = self._free_units_taken(page)
+        took: dict[str, dict[str, int]] | None = None  # read only if needed
         for (
             record_id,
             batch_id,
@@ -210,6 +210,8 @@ class Rerater:
                 if tariff.allowances.get(usage_class):
                     # A rerate keeps the free units each record took (none:
                     # none), so it never hands an allowance out twice.
+                    if took is None:
+                        took = self._free_units_taken(page)
                     taken = took.get(record_id, {})
                     state = AllowanceState(
                         {a.code: taken.get(a.code, 0) for a in tariff.tariff.allowances}

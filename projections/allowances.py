@@ -68,17 +68,30 @@ def replace_uses(
     if not found:
         return
     first = {row["record_id"]: row for row in found}
+    changed = list(first)
+    for i in range(0, len(changed), 500):  # bounded IN (…) lists
+        some = changed[i : i + 500]
+        marks = ", ".join("?" * len(some))
+        tx.execute(
+            f"DELETE FROM view_allowance_uses WHERE record_id IN ({marks})",  # noqa: S608
+            some,
+        )
+    rows = []
     for record_id, row in first.items():
-        tx.execute("DELETE FROM view_allowance_uses WHERE record_id = ?", (record_id,))
         breakdown = new[record_id]
         if isinstance(breakdown, str):
             breakdown = json.loads(breakdown)
-        record_uses(
-            tx,
+        batch, subscription, start = (
             row["batch_id"],
-            [(record_id, row["subscription_id"], row["start_time"], breakdown)],
-            position,
+            row["subscription_id"],
+            row["start_time"],
         )
+        rows += [
+            (record_id, code, batch, subscription, start, units, position)
+            for code, units in uses_of(breakdown)
+        ]
+    if rows:
+        ALLOWANCE_USES.write(tx, rows)
 
 
 def used(db: ViewDatabase, subscription_id: str, period: Period) -> dict[str, int]:
