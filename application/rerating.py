@@ -12,35 +12,33 @@ views up first, so a second identical rerate finds nothing to change.
 
 A rerate may take a million records, so the per-record path is lean: pages
 of plain tuples of only the columns pricing needs, the compiled tariff looked
-up once per rate plan, and each new breakdown turned into the JSON text the
-views store once, here (the event carries the text; the views write it as is).
-What remains per record is mostly the engine: ``quote`` and ``as_dict``.
+up once per rate plan, and each new breakdown made the JSON text the views
+store once (the event carries the text; the views write it as is). A rerate
+of more than a page prices its pages in a pool of processes (one per core)
+while this process reads the next pages and saves the corrections in page
+order; pricing (``quote`` and the breakdown) is most of the work.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
-import orjson
-
-from domain.rating import (
-    AllowanceState,
-    CompiledTariff,
-    Rated,
-    RatingError,
-    Tariff,
-    Usage,
-    quote,
-)
 from domain.rating.tariff import TariffBook
+from domain.repricing import PAGE_COLUMNS, Refusal, Repricing, TariffOf, uses_allowances
 from domain.rerating import RerateRun
-from projections.store import json_text, utc_text
+from projections import rerating as rerating_views
+from projections.store import utc_text
 
 if TYPE_CHECKING:
     from eventsourcing.application import Application
@@ -52,18 +50,26 @@ if TYPE_CHECKING:
 # PostgreSQL, a save's INSERT is one message: psycopg 3.3's pipeline can stall
 # on a message that the socket does not take in one or two flushes).
 PAGE = 2000
-# What repricing reads of a usage view row, in this order (not the old
-# breakdown: it is most of the row and is not needed).
-COLUMNS = (
-    "record_id, batch_id, subscription_id, start_time, duration_seconds, "
-    "volume_bytes, units, called_number, mcc, mnc, charge, discount"
-)
+COLUMNS = ", ".join(PAGE_COLUMNS)
 ZERO = Decimal(0)
+
+log = logging.getLogger(__name__)
+
+Page = list[tuple[Any, ...]]
+Taken = dict[str, dict[str, int]]
 
 
 class Rerater:
-    def __init__(self, loader: UsageLoader):
+    """Runs rerates. ``processes``: how many processes price the pages of a
+    rerate of more than one page (default: one per core; 1 prices in this
+    process); ``page``: records per page and per correction event."""
+
+    def __init__(
+        self, loader: UsageLoader, processes: int | None = None, page: int = PAGE
+    ):
         self.loader = loader
+        self.processes = processes or os.cpu_count() or 1
+        self.page = page
 
     def rerate(
         self,
@@ -77,6 +83,7 @@ class Rerater:
         loader = self.loader
         with loader.views.db.exclusive("monetise.usage.loading"):
             loader._catch_up()
+            self._close_interrupted()
             tariffs = loader.tariffs()
             book = tariffs.book()
             run = RerateRun(
@@ -85,22 +92,34 @@ class Rerater:
                 period_to=end,
                 requested_by=requested_by,
             )
+            home = loader.home_network
+            repricing = Repricing(
+                usage_class,
+                self._rate_plans(),
+                TariffOf(book, tariffs.compiled),
+                home.mcc,
+                home.mnc,
+            )
+            ledger = uses_allowances(book, usage_class)
+            pages = (
+                (payment, rows, self._free_units_taken(rows) if ledger else None)
+                for payment, rows in self._selected(usage_class, start, end)
+            )
             deltas: dict[str, tuple[Decimal, int]] = {}
-            tariff_of = _TariffOf(book, tariffs.compiled)
-            plans = self._rate_plans()
             done = 0
             with _Saver(loader.batches) as saver:
-                for payment, page in self._selected(usage_class, start, end):
-                    corrections = self._reprice(
-                        page, payment, usage_class, plans, tariff_of, run
-                    )
+                for payment, selected, corrections, refused in self._priced(
+                    pages, repricing, book
+                ):
+                    for refusal in refused:
+                        run.refuse(*refusal)
                     if payment == "prepaid":
                         for c in corrections:
                             amount, count = deltas.get(c[3], (ZERO, 0))
                             deltas[c[3]] = (amount + Decimal(c[6]), count + 1)
-                    run.correct(corrections, len(page))
+                    run.correct(corrections, selected)
                     saver.save(run)
-                    done += len(page)
+                    done += selected
                     if progress is not None:
                         progress(done)
             # Every page's corrections are stored: the balances may take them.
@@ -108,6 +127,82 @@ class Rerater:
             run.complete()
             loader.batches.save(run)
         return {"id": str(run.id), "usage_class": usage_class, **self.counts(run)}
+
+    def close_interrupted(self) -> list[str]:
+        """Close the runs whose process died before they completed: their
+        prepaid deltas are charged and they are recorded as interrupted.
+        Returns their ids. Every rerate does this first."""
+        with self.loader.views.db.exclusive("monetise.usage.loading"):
+            self.loader._catch_up()
+            return self._close_interrupted()
+
+    def _close_interrupted(self) -> list[str]:
+        """(Holding the loading lock, with the views caught up: a run still
+        running now is not running anywhere.)"""
+        loader = self.loader
+        with loader.views.db.read() as tx:
+            running = rerating_views.running_runs(tx)
+        for run_id in running:
+            with loader.views.db.read() as tx:
+                deltas = rerating_views.prepaid_deltas(tx, run_id)
+            # The same key as the run would have used: charged once, even if
+            # it got as far as charging before it died.
+            charged = loader.care.charge_prepaid_usage(UUID(run_id), 0, deltas)
+            run = self.run(UUID(run_id))
+            run.interrupt(prepaid_charged=charged)
+            loader.batches.save(run)
+            log.warning(
+                "rerate run %s had stopped: closed as interrupted, %d prepaid "
+                "balances took its corrections",
+                run_id,
+                charged,
+            )
+        if running:
+            loader._catch_up()
+        return running
+
+    def _priced(
+        self,
+        pages: Iterator[tuple[str, Page, Taken | None]],
+        repricing: Repricing,
+        book: TariffBook,
+    ) -> Iterator[tuple[str, int, list[list[Any]], list[Refusal]]]:
+        """(payment type, records, corrections, refusals) of each page, in
+        page order. The first page is priced here; when there are more and
+        more than one process may price, the rest go to a pool that prices
+        a few pages ahead of the saves."""
+        first = next(pages, None)
+        if first is None:
+            return
+        second = next(pages, None)
+        payment, rows, taken = first
+        yield payment, len(rows), *repricing.page(rows, payment, taken)
+        if second is None:
+            return
+        if self.processes <= 1:
+            for payment, rows, taken in _chain(second, pages):
+                yield payment, len(rows), *repricing.page(rows, payment, taken)
+            return
+        with ProcessPoolExecutor(
+            self.processes,
+            # Not forked: the caller may be a web server with threads.
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_pricing,
+            initargs=(
+                repricing.usage_class,
+                dict(repricing.plans),
+                book,
+                repricing.home_mcc,
+                repricing.home_mnc,
+            ),
+        ) as pool:
+            ahead: deque[_Ahead] = deque()
+            for payment, rows, taken in _chain(second, pages):
+                ahead.append(_Ahead.submit(pool, payment, rows, taken))
+                if len(ahead) > 2 * self.processes:
+                    yield ahead.popleft().result(repricing)
+            while ahead:
+                yield ahead.popleft().result(repricing)
 
     @staticmethod
     def counts(run: RerateRun) -> dict[str, int]:
@@ -143,7 +238,7 @@ class Rerater:
                     rows = tx.fetch_tuples(
                         f"SELECT {COLUMNS} FROM {table} "  # noqa: S608
                         f"WHERE {' AND '.join(where)} "
-                        f"ORDER BY record_id LIMIT {PAGE}",
+                        f"ORDER BY record_id LIMIT {self.page}",
                         params,
                     )
                 if not rows:
@@ -157,12 +252,10 @@ class Rerater:
             rows = tx.fetchall("SELECT id, rate_plan FROM view_subscriptions")
         return {row["id"]: row["rate_plan"] for row in rows}
 
-    def _free_units_taken(
-        self, page: list[tuple[Any, ...]]
-    ) -> dict[str, dict[str, int]]:
+    def _free_units_taken(self, page: Page) -> Taken:
         """Units each record of the page took from each allowance, by record id
         (from the allowance ledger: only records that took any are there)."""
-        taken: dict[str, dict[str, int]] = {}
+        taken: Taken = {}
         with self.loader.views.db.read() as tx:
             for row in tx.select_in(
                 "view_allowance_uses", "record_id", [r[0] for r in page]
@@ -170,92 +263,6 @@ class Rerater:
                 uses = taken.setdefault(row["record_id"], {})
                 uses[row["allowance"]] = int(row["units"])
         return taken
-
-    def _reprice(
-        self,
-        page: list[tuple[Any, ...]],
-        payment: str,
-        usage_class: str,
-        plans: dict[str, str],
-        tariff_of: _TariffOf,
-        run: RerateRun,
-    ) -> list[list[Any]]:
-        """The corrections of the records of a page whose price changed (in
-        the order of ``CORRECTION_COLUMNS``); those that cannot be priced are
-        refused in ``run``. One loop, names bound locally: it runs per record.
-        """
-        home = self.loader.home_network
-        home_mcc, home_mnc = home.mcc, home.mnc
-        parse = datetime.fromisoformat
-        corrections: list[list[Any]] = []
-        took: dict[str, dict[str, int]] | None = None  # read only if needed
-        for (
-            record_id,
-            batch_id,
-            subscription_id,
-            start_time,
-            duration_seconds,
-            volume_bytes,
-            units,
-            called_number,
-            mcc,
-            mnc,
-            charge,
-            discount,
-        ) in page:
-            at = parse(start_time)
-            try:
-                tariff = tariff_of(plans.get(subscription_id, ""), at)
-                state = None
-                if tariff.allowances.get(usage_class):
-                    # A rerate keeps the free units each record took (none:
-                    # none), so it never hands an allowance out twice.
-                    if took is None:
-                        took = self._free_units_taken(page)
-                    taken = took.get(record_id, {})
-                    state = AllowanceState(
-                        {a.code: taken.get(a.code, 0) for a in tariff.tariff.allowances}
-                    )
-                rated = quote(
-                    tariff,
-                    Usage(
-                        usage_class=usage_class,
-                        start=at,
-                        duration_seconds=duration_seconds,
-                        volume_bytes=volume_bytes,
-                        units=units,
-                        called_number=called_number,
-                        mcc=mcc,
-                        mnc=mnc,
-                        home_mcc=home_mcc,
-                        home_mnc=home_mnc,
-                    ),
-                    state,
-                )
-            except RatingError as error:
-                run.refuse(record_id, error.code, error.message)
-                continue
-            old_charge = Decimal(charge) if charge else ZERO
-            old_discount = Decimal(discount) if discount else ZERO
-            new_discount = rated.discount or ZERO
-            if rated.charge == old_charge and new_discount == old_discount:
-                continue
-            delta = (rated.charge - new_discount) - (old_charge - old_discount)
-            corrections.append(
-                [
-                    record_id,
-                    batch_id,
-                    payment,
-                    subscription_id,
-                    charge,
-                    str(rated.charge),
-                    str(delta),
-                    discount,
-                    None if not rated.discount else str(rated.discount),
-                    breakdown_text(rated),
-                ]
-            )
-        return corrections
 
     def run(self, run_id: UUID) -> RerateRun:
         run: RerateRun = self.loader.batches.repository.get(run_id)
@@ -301,42 +308,65 @@ class _Saver:
             self._thread.shutdown()
 
 
-class _TariffOf:
-    """The compiled tariff of a rate plan in force at a time, for one rerate.
+class _Ahead(NamedTuple):
+    """A page given to the pool of pricing processes."""
 
-    A rate plan whose tariff has a single version in force since the
-    beginning of time (the usual case) is looked up once; any other goes
-    through the book for each record (the same answers, and the same errors).
-    """
+    payment: str
+    rows: Page
+    taken: Taken | None
+    future: Future[tuple[list[list[Any]], list[Refusal]]] | None
 
-    def __init__(self, book: TariffBook, compiled: Callable[[Tariff], CompiledTariff]):
-        self.book = book
-        self.compiled = compiled
-        self._fixed: dict[str, CompiledTariff | None] = {}
+    @classmethod
+    def submit(
+        cls, pool: ProcessPoolExecutor, payment: str, rows: Page, taken: Taken | None
+    ) -> _Ahead:
+        try:
+            return cls(payment, rows, taken, pool.submit(_price, rows, payment, taken))
+        except BrokenProcessPool:
+            return cls(payment, rows, taken, None)
 
-    def __call__(self, rate_plan: str, at: datetime) -> CompiledTariff:
-        if rate_plan not in self._fixed:
-            self._fixed[rate_plan] = self._single_version(rate_plan)
-        fixed = self._fixed[rate_plan]
-        if fixed is not None:
-            return fixed
-        return self.compiled(self.book.for_rate_plan(rate_plan, at))
+    def result(
+        self, repricing: Repricing
+    ) -> tuple[str, int, list[list[Any]], list[Refusal]]:
+        """The page priced by the pool, or here if the pool is broken (a
+        pricing process was killed, or could not start): slower, not lost."""
+        payment, rows, taken = self.payment, self.rows, self.taken
+        if self.future is None:  # the pool broke before: said already
+            priced = repricing.page(rows, payment, taken)
+        else:
+            try:
+                priced = self.future.result()
+            except BrokenProcessPool as broken:
+                log.warning("rerate: pricing pages in this process (%s)", broken)
+                priced = repricing.page(rows, payment, taken)
+        return payment, len(rows), *priced
 
-    def _single_version(self, rate_plan: str) -> CompiledTariff | None:
-        code = self.book.rate_plans.get(rate_plan)
-        versions = [] if code is None else self.book.versions(code)
-        if len(versions) == 1 and versions[0].effective_from is None:
-            return self.compiled(versions[0])
-        return None
+
+# The repricing of a pricing process, made once by the pool's initializer.
+_repricing: Repricing | None = None
 
 
-def breakdown_text(rated: Rated) -> str:
-    """``rated.as_dict()`` as the JSON text the usage views store: what
-    ``json_text`` writes, made by orjson (ten times faster) when the two agree
-    — compact separators, ASCII only, nothing but JSON types."""
-    breakdown = rated.as_dict()
-    try:
-        text = orjson.dumps(breakdown).decode()
-    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
-        return json_text(breakdown)
-    return text if text.isascii() else json_text(breakdown)
+def _start_pricing(
+    usage_class: str,
+    plans: dict[str, str],
+    book: TariffBook,
+    home_mcc: str | None,
+    home_mnc: str | None,
+) -> None:
+    global _repricing  # one per pricing process
+    _repricing = Repricing(usage_class, plans, TariffOf(book), home_mcc, home_mnc)
+
+
+def _price(
+    rows: Page, payment: str, taken: Mapping[str, Mapping[str, int]] | None
+) -> tuple[list[list[Any]], list[Refusal]]:
+    assert _repricing is not None, "pricing process not started"
+    return _repricing.page(rows, payment, taken)
+
+
+def _chain(
+    first: tuple[str, Page, Taken | None],
+    rest: Iterator[tuple[str, Page, Taken | None]],
+) -> Iterator[tuple[str, Page, Taken | None]]:
+    yield first
+    yield from rest

@@ -30,6 +30,7 @@ import argparse
 import copy
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -156,12 +157,53 @@ def wait_for(platform: Platform, done: Any, process: subprocess.Popen[bytes]) ->
         time.sleep(0.02)
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user and system) used so far by a process (this one by
+    default), or with ``pid`` -1 by this process's reaped children."""
+    if pid is None or pid == -1:
+        who = resource.RUSAGE_SELF if pid is None else resource.RUSAGE_CHILDREN
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(url: str | None) -> float:
+    """CPU seconds used so far by the PostgreSQL server of ``url`` (its
+    postmaster, the backends it has reaped and those still running); 0 for
+    SQLite."""
+    if not url:
+        return 0.0
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (stat, command)
+    total = 0.0
+    for pid, (stat, command) in stats.items():
+        if b"postgres" in command and f"-p\0{port}".encode() in command:
+            total += sum(int(value) for value in stat[11:15]) / tick
+            total += sum(
+                (int(child[11]) + int(child[12])) / tick
+                for child, _ in stats.values()
+                if int(child[1]) == pid
+            )
+    return total
+
+
 def run(
-    settings: Settings, source: Path, records: int
-) -> tuple[float, float, float, int, tuple[float, float]]:
+    settings: Settings, source: Path, records: int, processes: int | None = None
+) -> tuple[float, float, float, int, tuple[float, float], tuple[float, ...]]:
     """Seconds end to end; seconds of the rerate until the request returned
     and until the views held its corrections; records rerated; the engine
-    baselines (records/s)."""
+    baselines (records/s); CPU seconds of the rerate in this process, in the
+    processes pricing its pages and in the worker keeping the views."""
     background = worker(settings)
     platform = Platform(settings)
     try:
@@ -192,6 +234,15 @@ def run(
             if rate["usage_class"] == "VOICE_NAT":
                 rate["connect_fee"] = "0.0700"
         platform.tariffs.import_document(changed, "benchmark")
+        if processes:
+            platform.rerater.processes = processes
+        url = settings.database_url
+        cpu = (
+            cpu_seconds(),
+            cpu_seconds(-1),
+            cpu_seconds(background.pid),
+            server_cpu_seconds(url),
+        )
         started = time.perf_counter()
         result = platform.rerater.rerate("VOICE_NAT", None, None, "benchmark")
         returned = time.perf_counter() - started
@@ -202,11 +253,17 @@ def run(
 
         wait_for(platform, applied, background)
         rerate = time.perf_counter() - started
+        cpu = (
+            cpu_seconds() - cpu[0],
+            cpu_seconds(-1) - cpu[1],
+            cpu_seconds(background.pid) - cpu[2],
+            server_cpu_seconds(url) - cpu[3],
+        )
         assert result["changed"] > 0, result
         background.terminate()
         background.wait(30)
         baselines = engine_baselines(platform)
-        return end_to_end, returned, rerate, result["selected"], baselines
+        return end_to_end, returned, rerate, result["selected"], baselines, cpu
     finally:
         background.terminate()
         background.wait(30)
@@ -226,6 +283,12 @@ def main() -> None:
         action="store_true",
         help="every record national voice: the rerate takes all of them",
     )
+    parser.add_argument(
+        "--rerate-processes",
+        type=int,
+        default=None,
+        help="processes pricing the rerate's pages (default: one per core)",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(f"{args.records:,} unrated records, {args.subscriptions:,} subscriptions")
@@ -240,8 +303,8 @@ def main() -> None:
             unrated_file(source, args.records, numbers, args.voice_only)
             spare = Path(home) / "baseline.json"
             spare.write_bytes(source.read_bytes())
-            end_to_end, returned, rerate, rerated, (engine, breakdown) = run(
-                settings, source, args.records
+            end_to_end, returned, rerate, rerated, (engine, breakdown), cpu = run(
+                settings, source, args.records, args.rerate_processes
             )
             parse = orjson_baseline(spare)
             print(
@@ -254,6 +317,13 @@ def main() -> None:
                 f"({rerated / rerate:,.0f} records/s; the request returned after "
                 f"{returned:.2f} s, the worker's views had caught up "
                 f"{rerate - returned:.2f} s later)"
+            )
+            print(
+                f"          CPU of the rerate: {cpu[0]:.2f} s in the rerating "
+                f"process, {cpu[1]:.2f} s in its pricing processes, {cpu[2]:.2f} s "
+                f"in the worker keeping the views, {cpu[3]:.2f} s in PostgreSQL "
+                f"({os.cpu_count()} cores; load "
+                f"{os.getloadavg()[0]:.1f})"
             )
             print(
                 f"          baselines: the engine alone {engine:,.0f} records/s, "

@@ -59,6 +59,16 @@ class RerateRun(Aggregate):
         counts: dict[str, int]
         refused: list[list[str]]  # record id, code, message: not repriced
 
+    class Interrupted(Aggregate.Event):
+        """The rerate stopped before the end of its selection (its process
+        died). The corrections it recorded stand, and the prepaid balances
+        have taken them; a rerate run again does the rest."""
+
+        TOPIC = "monetise.rerating:RerateRun.Interrupted"
+        class_version = 1
+        changed: int  # the corrections recorded before it stopped
+        prepaid_charged: int  # subscriptions whose balance took them
+
     @event(Created)
     def __init__(
         self,
@@ -74,6 +84,7 @@ class RerateRun(Aggregate):
         self.changed = 0
         self.refused: list[list[str]] = []
         self.completed = False
+        self.interrupted = False
 
     def correct(self, corrections: list[list[Any]], selected: int) -> None:
         """Record the corrections of a page of ``selected`` records."""
@@ -94,6 +105,17 @@ class RerateRun(Aggregate):
             },
             refused=list(self.refused),
         )
+
+    def interrupt(self, prepaid_charged: int) -> None:
+        """Close a run whose process died, after its prepaid deltas were
+        charged (``prepaid_charged`` subscriptions)."""
+        if self.completed or self.interrupted:
+            raise ValueError(f"rerate run {self.id} has ended already")
+        self._interrupt(changed=self.changed, prepaid_charged=prepaid_charged)
+
+    @event(Interrupted)
+    def _interrupt(self, changed: int, prepaid_charged: int) -> None:
+        self.interrupted = True
 
     @event(ChargesCorrected)
     def _correct(self, corrections: list[list[Any]]) -> None:

@@ -8,6 +8,7 @@ so that they follow the loads before them in the log.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from domain.rerating import RerateRun
@@ -122,6 +123,37 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
             "refused = ?, completed_at = ?, position = ? WHERE id = ?",
             (event.counts["selected"], json_text(event.refused), at, position, run_id),
         )
+    elif isinstance(event, RerateRun.Interrupted):
+        # completed_at: when it was closed (what it selected is not known)
+        tx.execute(
+            "UPDATE view_rerate_runs SET status = 'interrupted', completed_at = ?, "
+            "position = ? WHERE id = ?",
+            (at, position, run_id),
+        )
+
+
+def running_runs(tx: Transaction) -> list[str]:
+    """Ids of the runs neither completed nor interrupted."""
+    return [
+        row["id"]
+        for row in tx.fetchall(
+            "SELECT id FROM view_rerate_runs WHERE status = 'running' ORDER BY id"
+        )
+    ]
+
+
+def prepaid_deltas(tx: Transaction, run_id: str) -> dict[str, tuple[Decimal, int]]:
+    """The net change of each prepaid subscription's usage by a run, and how
+    many of its records changed."""
+    deltas: dict[str, tuple[Decimal, int]] = {}
+    for row in tx.fetchall(
+        "SELECT subscription_id, delta FROM view_charge_corrections "
+        "WHERE run_id = ? AND payment_type = 'prepaid'",
+        (run_id,),
+    ):
+        amount, count = deltas.get(row["subscription_id"], (Decimal(0), 0))
+        deltas[row["subscription_id"]] = (amount + Decimal(row["delta"]), count + 1)
+    return deltas
 
 
 def _json(value: Any) -> str | None:

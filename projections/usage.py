@@ -152,6 +152,7 @@ class UsageBatchesView(Projection):
         RerateRun.Created,
         RerateRun.ChargesCorrected,
         RerateRun.Completed,
+        RerateRun.Interrupted,
     )
     tables = (
         BATCHES,
@@ -174,7 +175,10 @@ class UsageBatchesView(Projection):
             at = utc_text(event.timestamp)
             if isinstance(
                 event,
-                RerateRun.Created | RerateRun.ChargesCorrected | RerateRun.Completed,
+                RerateRun.Created
+                | RerateRun.ChargesCorrected
+                | RerateRun.Completed
+                | RerateRun.Interrupted,
             ):
                 batches.flush()  # corrections apply after the loads before them
                 apply_rerating(tx, event, at, position)

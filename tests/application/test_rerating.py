@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
+from application.rerating import Rerater
 from tests.application.test_offline_rating import TARIFFS, unrated, usage_of
 from tests.application.test_usage_loading import drop, load, usage_file
 from tests.application.workflow_fixtures import Line, Operator
@@ -125,6 +128,81 @@ def test_a_second_identical_rerate_changes_nothing(operator: Operator) -> None:
     assert balance == Decimal("-0.4667")
     runs = operator.platform.usage_views.batches.rerate_runs(10, 0)
     assert sorted(r["changed"] for r in runs) == [0, 3]
+
+
+def test_a_rerate_of_many_pages_priced_by_several_processes_corrects_each_once(
+    operator: Operator,
+) -> None:
+    postpaid, prepaid = loaded(operator)
+    # a page a record: three pages, the second and third priced by the pool
+    rerater = Rerater(operator.platform.usage, processes=2, page=1)
+    broken = fixed_tariffs()
+    broken["tariffs"][0]["rates"][0]["usage_class"] = "VOICE_INT"
+    operator.platform.tariffs.import_document(broken, "pricing-team")
+    refused = rerater.rerate("VOICE_NAT", None, None, "ops-1")
+    operator.platform.tariffs.import_document(fixed_tariffs(), "pricing-team")
+    pages: list[int] = []
+
+    voice = rerater.rerate("VOICE_NAT", None, None, "ops-1", pages.append)
+    operator.platform.usage_views.catch_up()
+
+    assert (refused["selected"], refused["changed"], refused["refused"]) == (3, 0, 3)
+    assert pages == [1, 2, 3]
+    assert (voice["selected"], voice["changed"], voice["refused"]) == (3, 3, 0)
+    assert charges(operator, postpaid, prepaid) == {
+        "V-20": "0.4667",
+        "V-21": "0.4667",
+        "P-21": "0.4667",
+        "S-21": "0.0400",
+    }
+    run = operator.platform.usage_views.batches.rerate_run(voice["id"], 10, 0)
+    assert run is not None
+    assert [(c["record_id"], c["delta"]) for c in run["corrections"]] == [
+        ("P-21", "0.2084"),
+        ("V-20", "0.2084"),
+        ("V-21", "0.2084"),
+    ]
+    balance = operator.care.subscription(prepaid.subscription_id).prepaid_balance
+    assert balance == Decimal("-0.4667")
+
+
+class Died(Exception):
+    """The rerating process died (here: once its pages were saved)."""
+
+
+def test_a_rerate_that_died_is_closed_and_its_prepaid_deltas_charged_once(
+    operator: Operator,
+) -> None:
+    postpaid, prepaid = loaded(operator)
+    operator.platform.tariffs.import_document(fixed_tariffs(), "pricing-team")
+    rerater = Rerater(operator.platform.usage, processes=1, page=1)
+
+    def dies_after_the_last_page(done: int) -> None:
+        if done == 3:
+            raise Died
+
+    with pytest.raises(Died):
+        rerater.rerate("VOICE_NAT", None, None, "ops-1", dies_after_the_last_page)
+    operator.platform.usage_views.catch_up()
+    (died,) = operator.platform.usage_views.batches.rerate_runs(10, 0)
+    assert (died["status"], died["changed"]) == ("running", 3)
+    care = operator.care
+    assert care.subscription(prepaid.subscription_id).prepaid_balance == Decimal(
+        "-0.2583"  # the load's charge only: the rerate's delta not yet taken
+    )
+
+    again = rerater.rerate("VOICE_NAT", None, None, "ops-2")
+    assert rerater.close_interrupted() == []  # closed once, by the rerate
+    operator.platform.usage_views.catch_up()
+
+    closed = operator.platform.usage_views.batches.rerate_run(died["id"], 10, 0)
+    assert closed is not None and closed["status"] == "interrupted"
+    assert len(closed["corrections"]) == 3
+    assert (again["selected"], again["changed"]) == (3, 0)  # nothing left to do
+    assert care.subscription(prepaid.subscription_id).prepaid_balance == Decimal(
+        "-0.4667"
+    )
+    assert charges(operator, postpaid, prepaid)["P-21"] == "0.4667"
 
 
 def test_usage_the_fixed_tariff_cannot_price_is_listed_not_lost(

@@ -195,7 +195,23 @@ def rerate_run_with_every_kind_of_event() -> RerateRun:
     run.correct([[*correction, None, None, '{"charge": "0.4667"}']], 2)
     run.refuse("R2", "no_rate", "no rate for usage class VOICE_NAT at home")
     run.complete()
-    return run
+    died = RerateRun(
+        usage_class="VOICE_NAT", period_from=None, period_to=None, requested_by="ops"
+    )
+    died.correct([[*correction, None, None, '{"charge": "0.4667"}']], 2)
+    died.interrupt(prepaid_charged=0)
+    return _Runs(run, died)  # type: ignore[return-value]
+
+
+class _Runs:
+    """Runs whose events together are every kind (a run completes or is
+    interrupted, never both)."""
+
+    def __init__(self, *runs: RerateRun):
+        self.runs = runs
+
+    def collect_events(self) -> list[Any]:
+        return [event for run in self.runs for event in run.collect_events()]
 
 
 def allocation_with_every_kind_of_event() -> NumberAllocation:

@@ -7,12 +7,19 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.rating import AllowanceState, RatingError, Usage, compile_tariff, quote
 
-from .tariffs import data, entry, london, tariff, voice
+from .tariffs import LONDON, data, entry, london, roaming, sms, tariff, voice
 
 STD = tariff()
+STARTS = st.datetimes(
+    min_value=datetime(2026, 1, 1),  # noqa: DTZ001 (hypothesis: naive bounds)
+    max_value=datetime(2027, 12, 31),  # noqa: DTZ001
+    timezones=st.just(LONDON),
+)
 
 
 def test_a_quote_prints_charge_currency_and_breakdown_as_strings() -> None:
@@ -96,3 +103,52 @@ def test_a_rating_error_serialises_with_its_code() -> None:
     error = RatingError("no_rate", "no rate")
     assert error.as_dict() == {"code": "no_rate", "message": "no rate"}
     assert Decimal("0") == quote(STD, voice(london(2026, 3, 2, 10), 0)).charge
+
+
+WITH_ALLOWANCES = compile_tariff(
+    tariff(
+        entry(
+            code="STD-2",
+            allowances=[
+                {"code": "MIN", "units": 300, "usage_classes": ["VOICE_NAT"]},
+                {"code": "MB", "units": 50 * 1_048_576, "usage_classes": ["DATA"]},
+            ],
+        )
+    )
+)
+USAGES = st.one_of(
+    st.builds(
+        voice,
+        STARTS,
+        st.integers(min_value=0, max_value=3 * 86_400),
+        st.sampled_from(
+            ["441632960000", "447700900000", "33123456789", "19995550100", "9"]
+        ),
+        st.sampled_from(["VOICE_NAT", "VOICE_MOB", "VOICE_INTL"]),
+    ),
+    st.builds(data, STARTS, st.integers(min_value=0, max_value=300 * 1_048_576)),
+    st.builds(sms, STARTS, st.integers(min_value=1, max_value=5)),
+    st.builds(
+        lambda start, seconds, network: voice(start, seconds, **network),
+        STARTS,
+        st.integers(min_value=1, max_value=7200),
+        st.sampled_from([roaming("208", "10"), roaming("262", "01")]),
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from([compile_tariff(STD), WITH_ALLOWANCES]),
+    USAGES,
+    st.dictionaries(st.sampled_from(["MIN", "MB"]), st.integers(0, 400)),
+)
+def test_the_json_text_of_a_rated_usage_is_exactly_its_dict_dumped(
+    compiled: object, usage: Usage, left: dict[str, int]
+) -> None:
+    try:
+        rated = quote(compiled, usage, AllowanceState(left))  # type: ignore[arg-type]
+    except RatingError:
+        return  # nothing rated, nothing to write
+    assert rated.as_json() == json.dumps(rated.as_dict(), separators=(",", ":"))
+    assert rated.as_json().isascii()
