@@ -37,6 +37,7 @@ from uuid import UUID
 from domain.rating.tariff import TariffBook
 from domain.repricing import PAGE_COLUMNS, Refusal, Repricing, TariffOf, uses_allowances
 from domain.rerating import RerateRun
+from projections import allowances
 from projections import rerating as rerating_views
 from projections.store import utc_text
 
@@ -185,8 +186,7 @@ class Rerater:
             return
         with ProcessPoolExecutor(
             self.processes,
-            # Not forked: the caller may be a web server with threads.
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=_pricing_context(),
             initializer=_start_pricing,
             initargs=(
                 repricing.usage_class,
@@ -257,9 +257,7 @@ class Rerater:
         (from the allowance ledger: only records that took any are there)."""
         taken: Taken = {}
         with self.loader.views.db.read() as tx:
-            for row in tx.select_in(
-                "view_allowance_uses", "record_id", [r[0] for r in page]
-            ):
+            for row in allowances.ledger_rows(tx, [r[0] for r in page]):
                 uses = taken.setdefault(row["record_id"], {})
                 uses[row["allowance"]] = int(row["units"])
         return taken
@@ -340,6 +338,19 @@ class _Ahead(NamedTuple):
                 log.warning("rerate: pricing pages in this process (%s)", broken)
                 priced = repricing.page(rows, payment, taken)
         return payment, len(rows), *priced
+
+
+def _pricing_context() -> multiprocessing.context.BaseContext:
+    """How pricing processes start: not forked from this process (it may be
+    a web server with threads), but from a fork server started once per
+    process with this module loaded, so that a rerate does not wait for each
+    of its pricing processes to import the platform (spawn, where there is
+    no fork server)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 # The repricing of a pricing process, made once by the pool's initializer.

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -159,13 +160,18 @@ def wait_for(platform: Platform, done: Any, process: subprocess.Popen[bytes]) ->
 
 def cpu_seconds(pid: int | None = None) -> float:
     """CPU seconds (user and system) used so far by a process (this one by
-    default), or with ``pid`` -1 by this process's reaped children."""
-    if pid is None or pid == -1:
-        who = resource.RUSAGE_SELF if pid is None else resource.RUSAGE_CHILDREN
-        usage = resource.getrusage(who)
+    default), or with ``pid`` -1 by this process's reaped children and the
+    fork server's (the pricing processes of a rerate are either)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
+    if pid == -1:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+        return usage.ru_utime + usage.ru_stime + (cpu_seconds(server) if server else 0)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    # its own time and that of the children it has reaped
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu_seconds(url: str | None) -> float:
