@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    Recording,
+    StoredEvent,
+    Tracking,
+)
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic
@@ -25,7 +31,12 @@ from psycopg.sql import SQL, Identifier
 
 from application.catalogue import CatalogueService
 from application.clock import Clock, SystemClock
-from application.live import LiveAggregates, events_after, load_many
+from application.live import (
+    LiveAggregates,
+    RememberingMapper,
+    events_after,
+    load_many,
+)
 from domain.account import Account, ActionNotApplicable
 from domain.customer import Customer
 from domain.numbers import MsisdnInUse, NumberAllocation, allocation_id
@@ -137,6 +148,36 @@ class CustomerCare(ProcessApplication[UUID]):
         super().__init__(env)
         self.catalogue = catalogue
         self.clock: Clock = clock or SystemClock()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Each stored event decoded once per process (``RememberingMapper``)."""
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=RememberingMapper
+        )
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        recordings = super()._record(processing_event)
+        if isinstance(self.mapper, RememberingMapper):
+            self.mapper.remember(recordings)  # committed: read back as saved
+        return recordings
+
+    def save_changes(
+        self, aggregates: Iterable[Any], tracking: Tracking | None = None
+    ) -> None:
+        """Save the pending events of ``aggregates`` in one go, as ``save()``
+        does (with ``tracking``, as a process application's policy does).
+
+        For the worker's batches of hundreds of aggregates: ``save()`` checks
+        each of them against two run-time protocols first, which cost more
+        than encoding its events.
+        """
+        processing = ProcessingEvent[UUID](tracking)
+        for aggregate in aggregates:
+            processing.events += aggregate.collect_events()
+            processing.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
 
     # --- customers, accounts, subscriptions --------------------------------
 
@@ -571,18 +612,15 @@ class CustomerCare(ProcessApplication[UUID]):
             try:
                 for event in events:
                     self._process(event, touched[event.originator_id])
-                processing = ProcessingEvent[UUID](
-                    Tracking(self.name, notifications[-1].id)
+                self.save_changes(
+                    touched.values(), Tracking(self.name, notifications[-1].id)
                 )
-                processing.collect_events(*touched.values())
-                self._record(processing)
             except IntegrityError:
                 unit.forget(touched)
                 continue
             except BaseException:
                 unit.forget(touched)  # half-changed copies must not be reused
                 raise
-            self._take_snapshots(processing)
             return len(notifications)
         raise RuntimeError("workflow processor kept colliding with other writers")
 

@@ -11,14 +11,25 @@ so acting on a stale copy can never be saved.
 
 from __future__ import annotations
 
+import itertools
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Recorder, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    Recorder,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.sqlite import SQLiteAggregateRecorder
+
+from domain.account import Account
+from domain.subscription import Subscription
 
 if TYPE_CHECKING:
     from application.customer_care import CustomerCare, Owner
@@ -71,7 +82,7 @@ class LiveAggregates:
         """Copies holding at least the given versions, brought up to date together.
 
         A copy that is behind takes the events it misses from one query for
-        all of them; owners not held yet are read with ``CustomerCare.owners``.
+        all of them; owners not held yet are read from the store in one go too.
         """
         behind = {
             owner_id: copy.version
@@ -88,7 +99,13 @@ class LiveAggregates:
             self.forget(behind)  # half fast-forwarded copies must not be kept
             raise
         missing = [owner_id for owner_id in versions if owner_id not in self._copies]
-        loaded = self.care.owners(missing)
+        # Read from the store: copies of the library's cache (deep copies, and
+        # a copy left in the cache) would serve nobody else here.
+        loaded = {
+            owner_id: owner
+            for owner_id, owner in load_many(self.care, missing).items()
+            if isinstance(owner, Account | Subscription)
+        }
         for owner_id in missing:
             if owner_id not in loaded:
                 self.care.owner(owner_id)  # raises the usual NotFound
@@ -103,13 +120,13 @@ class LiveAggregates:
             self._copies.popitem(last=False)
         return owners
 
-    def save(self, aggregates: Iterable[Any], **kwargs: Any) -> bool:
+    def save(self, aggregates: Iterable[Any]) -> bool:
         """Save changed aggregates at once; on a conflict forget them all."""
         changed = {id(a): a for a in aggregates if a.pending_events}
         if not changed:
             return True
         try:
-            self.care.save(*changed.values(), **kwargs)
+            self.care.save_changes(changed.values())
         except IntegrityError:
             self.forget(a.id for a in changed.values())
             return False
@@ -121,6 +138,68 @@ class LiveAggregates:
 
     def clear(self) -> None:
         self._copies.clear()
+
+
+# --- decoding each stored event once ---------------------------------------------
+
+
+class RememberingMapper(Mapper[UUID]):
+    """A mapper that decodes a stored event once and hands out the same object
+    every later time it is read (the events are immutable).
+
+    A workflow event passes through the workflow processor, the read models
+    and the working copies of the worker, each reading it from the store: the
+    worker decoded each of its events about ten times. Events this process
+    saved are remembered as they were saved, once the save has committed
+    (``remember``). Only the domain's own events are remembered, not
+    snapshots (an aggregate rebuilt from a snapshot takes over its state).
+    """
+
+    size = 100_000  # events remembered, at most (the oldest are forgotten)
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # By (originator id, version, topic): a snapshot shares the first two
+        # with the event it was taken at.
+        self._known: dict[tuple[Any, int, str], Any] = {}
+        self._trimming = threading.Lock()  # several threads may read at once
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        key = (
+            stored_event.originator_id,
+            stored_event.originator_version,
+            stored_event.topic,
+        )
+        event = self._known.get(key)
+        if event is None:
+            event = super().to_domain_event(stored_event)
+            if stored_event.topic.startswith(_REMEMBERED):
+                self._keep(key, event)
+        return event
+
+    def remember(self, recordings: Iterable[Recording[UUID]]) -> None:
+        """Events just saved (committed), as the recordings of a save give them."""
+        for recording in recordings:
+            notification = recording.notification
+            if notification.topic.startswith(_REMEMBERED):
+                key = (
+                    notification.originator_id,
+                    notification.originator_version,
+                    notification.topic,
+                )
+                self._keep(key, recording.domain_event)
+
+    def _keep(self, key: tuple[Any, int, str], event: Any) -> None:
+        known = self._known
+        known[key] = event
+        if len(known) > self.size:
+            with self._trimming:
+                oldest = list(itertools.islice(known, len(known) - self.size // 2))
+                for old in oldest:
+                    known.pop(old, None)
+
+
+_REMEMBERED = "monetise."  # the domain's own stored event classes
 
 
 # --- reading many aggregates at once --------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ class Worker:
 
     def run(self) -> None:
         """Work until stopped, settling interrupted items about once a second."""
+        _fewer_young_collections()
         next_recovery = 0.0
         while not self.stopping.is_set():
             try:
@@ -57,3 +59,20 @@ class Worker:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+YOUNG_COLLECTION_THRESHOLD = 20_000  # allocations between two young collections
+
+
+def _fewer_young_collections() -> None:
+    """Collect the youngest generation of objects less often.
+
+    A round allocates tens of thousands of objects (events, rows, copies)
+    that live until the round ends; at the interpreter's default of 700 the
+    collector ran every few events and walked them again each time (measured:
+    a tenth of the worker's CPU; half of that at 20,000). Reference counting
+    frees them all the same.
+    """
+    young, *older = gc.get_threshold()
+    if young < YOUNG_COLLECTION_THRESHOLD:
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *older)

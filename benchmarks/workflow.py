@@ -1,6 +1,7 @@
 """Workflow events per second, end to end: raised → every actioned item completed.
 
     python benchmarks/workflow.py [--events 2000] [--backend sqlite|postgres|both]
+                                  [--cpu] [--profile DIR]
 
 Each workflow event is `BFEA DBAR` from the demo catalogue: one bar action
 (an internal handler) and, on resolve, one SMS written to the outbox. Events
@@ -12,12 +13,18 @@ alone: saving the same number of events, 500 a save, with nothing else.
 
 PostgreSQL: `--database-url postgresql://…`, or a temporary server is started
 (as the tests do) when none is given.
+
+`--cpu` also reports the CPU time per workflow event of each process (this
+one, the worker with its helper, the PostgreSQL server): on a shared machine
+it varies far less than the wall clock. `--profile DIR` runs the worker under
+cProfile and writes `DIR/worker-BACKEND.prof` (and this process's profile).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import os
 import subprocess
 import sys
@@ -36,6 +43,21 @@ from application.platform import Platform
 from application.settings import Settings
 
 CHUNK = 500
+# Runs the worker under cProfile; SIGTERM ends it as Ctrl-C would.
+PROFILED_WORKER = """
+import cProfile, signal, sys, time
+from api.cli import app
+def stop(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+profile = cProfile.Profile(time.thread_time)
+try:
+    profile.runcall(app, ["worker"], standalone_mode=False)
+except (KeyboardInterrupt, SystemExit):
+    pass
+finally:
+    profile.dump_stats(sys.argv[1])
+"""
 
 
 class Probe(Aggregate):
@@ -87,18 +109,44 @@ def prepare(settings: Settings, subscriptions: int) -> list[str]:
         platform.close()
 
 
-def run(settings: Settings, subscriptions: list[str], events: int) -> float:
+def run(
+    settings: Settings,
+    subscriptions: list[str],
+    events: int,
+    cpu: dict[str, float] | None = None,
+    profile: Path | None = None,
+) -> float:
+    """Seconds from the first raise to the last completion; with ``cpu``,
+    CPU seconds by process are added to it."""
     env = {**os.environ, "MONETISE_HOME": str(settings.home)}
     if settings.database_url:
         env["MONETISE_DATABASE_URL"] = settings.database_url
+    backend = "postgres" if settings.database_url else "sqlite"
+    command = [sys.executable, "-m", "api.cli", "worker"]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        output = profile / f"worker-{backend}.prof"
+        command = [sys.executable, "-c", PROFILED_WORKER, str(output)]
     worker = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "worker"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     platform = Platform(settings)
+    views = platform.views
+    # The clock starts once the worker runs: its start (imports, connections)
+    # is not workflow work.
+    assert worker.stdout is not None and worker.stderr is not None
+    if b"Worker running" not in worker.stdout.readline():
+        raise RuntimeError(worker.stderr.read().decode()[-2000:])
+    server = _postmaster(settings.database_url)
+    own = cProfile.Profile() if profile is not None else None
+    before = (
+        time.process_time(),
+        _tree_cpu(worker.pid),
+        _tree_cpu(server) if server else 0.0,
+    )
     try:
+        if own is not None:
+            own.enable()
         requests = [
             {
                 "owner_id": subscriptions[n % len(subscriptions)],
@@ -115,13 +163,12 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
             )
             refused = [r for r in results if isinstance(r, str)]
             assert not refused, refused[:3]
-        views = platform.views
         deadline = time.monotonic() + 600
         while True:
-            views.catch_up()
+            # Only counted, by the database: the worker keeps the read models
+            # up to date. (Catching them up here too decoded every event twice,
+            # and reading the rows back cost more CPU than the worker's views.)
             counts = views.actioned_items.counts()
-            # Counted by the database: reading the rows back, 20 times a
-            # second, cost this process more CPU than the worker's read models.
             resolved = views.workflow_events.counts().get("resolved", 0)
             if resolved >= events and counts.get("completed", 0) >= 2 * events:
                 break
@@ -130,11 +177,59 @@ def run(settings: Settings, subscriptions: list[str], events: int) -> float:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not done after 600 s: {counts}, {resolved}")
             time.sleep(0.05)
-        return time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        if own is not None:
+            own.disable()
+            assert profile is not None
+            own.dump_stats(profile / f"benchmark-{backend}.prof")
+        if cpu is not None:
+            cpu["benchmark"] = time.process_time() - before[0]
+            cpu["worker"] = _tree_cpu(worker.pid) - before[1]
+            if server:
+                cpu["postgres"] = _tree_cpu(server) - before[2]
+        return elapsed
     finally:
         worker.terminate()
         worker.wait(30)
         platform.close()
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its living descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        # utime, stime, and those of children already reaped
+        used[int(entry.name)] = sum(int(f) for f in fields[11:15]) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def _postmaster(url: str | None) -> int | None:
+    """The process id of the PostgreSQL server on the URL's port, if local."""
+    if not url:
+        return None
+    port = f"-p {url.rsplit(':', 1)[1].split('/')[0]} "
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if "postgres" in line and port in line and "-D" in line:
+                    return int(entry.name)
+    return None
 
 
 def baseline(settings: Settings, events: int) -> float:
@@ -159,6 +254,10 @@ def main() -> None:
         "--backend", choices=["sqlite", "postgres", "both"], default="both"
     )
     parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--cpu", action="store_true", help="CPU time per workflow event by process"
+    )
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(
@@ -172,7 +271,8 @@ def main() -> None:
         ):
             settings = settings_for(backend, Path(home), url)
             subscriptions = prepare(settings, args.subscriptions)
-            elapsed = run(settings, subscriptions, args.events)
+            cpu: dict[str, float] = {}
+            elapsed = run(settings, subscriptions, args.events, cpu, args.profile)
             store = baseline(settings, args.events)
         rate = args.events / elapsed
         print(
@@ -183,6 +283,13 @@ def main() -> None:
             f"saved 500 a save; the workflow stores ~8 events per workflow event "
             f"and a read-model row for each"
         )
+        if args.cpu:
+            split = ", ".join(
+                f"{name} {seconds * 1000 / args.events:.2f}"
+                for name, seconds in cpu.items()
+            )
+            total = sum(cpu.values()) * 1000 / args.events
+            print(f"{'':9} CPU ms per workflow event: {split}; total {total:.2f}")
 
 
 if __name__ == "__main__":

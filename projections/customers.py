@@ -42,7 +42,7 @@ class AggregateView(Projection):
         self.process_batch(tx, [(notification_id, domain_event)])
 
     def process_batch(self, tx: Transaction, events: Batch) -> None:
-        rows = BatchRows(tx, self.table)
+        rows = BatchRows(tx, self.table, self.kept_rows(self.table))
         created: Any = self.created  # Any: `is` would narrow the events to object
         new = {str(e.originator_id) for _, e in events if type(e) is created}
         rows.load({str(e.originator_id) for _, e in events} - new)

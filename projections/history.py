@@ -32,14 +32,13 @@ from domain.workflow import (
     WorkflowEventResolved,
 )
 from projections.queue import ActionedItemsView
-from projections.runner import Batch, BatchRows, Projection, topics_of
+from projections.runner import Batch, BatchRows, Projection, json_column, topics_of
 from projections.store import (
     Row,
     Rows,
     Table,
     Transaction,
     ViewDatabase,
-    json_text,
     text,
     utc_text,
 )
@@ -152,10 +151,10 @@ def _label(spec: dict[str, Any]) -> str:
 class _HistoryFold:
     """Applies one batch to workflow events, their items and the history."""
 
-    def __init__(self, tx: Transaction, events: Batch):
+    def __init__(self, tx: Transaction, events: Batch, view: Projection):
         self.tx = tx
-        self.events = BatchRows(tx, EVENTS)
-        self.items = BatchRows(tx, EVENT_ITEMS)
+        self.events = BatchRows(tx, EVENTS, view.kept_rows(EVENTS))
+        self.items = BatchRows(tx, EVENT_ITEMS, view.kept_rows(EVENT_ITEMS))
         self.entries: list[tuple[Any, ...]] = []
         raised: set[str] = set()
         created: set[str] = set()
@@ -201,7 +200,7 @@ class _HistoryFold:
                 workflow_event_id,
                 item_id,
                 summary,
-                json_text(detail),
+                json_column(detail),
             )
         )
 
@@ -238,12 +237,12 @@ class _HistoryFold:
                 "initiating_event_id": initiating,
                 "depth": event.depth,
                 "auto_resolve": int(bool(event.auto_resolve)),
-                "actions": json_text([_action(a) for a in event.actions]),
-                "communications": json_text(
+                "actions": json_column([_action(a) for a in event.actions]),
+                "communications": json_column(
                     [_communication(c) for c in event.communications]
                 ),
-                "linked_event_codes": json_text(event.linked_events),
-                "skipped_actions": json_text(event.skipped_actions),
+                "linked_event_codes": json_column(event.linked_events),
+                "skipped_actions": json_column(event.skipped_actions),
                 "resolved_at": None,
                 "resolved_by": None,
                 "resolved_automatically": None,
@@ -281,7 +280,7 @@ class _HistoryFold:
         row = self.events.get(workflow_event_id)
         action = _action(event.action)
         if row is not None:
-            row["actions"] = json_text([*json.loads(row["actions"] or "[]"), action])
+            row["actions"] = json_column([*json.loads(row["actions"] or "[]"), action])
             row.update(updated_at=utc_text(event.added_at), position=position)
             self.events.changed(row)
         summary = (
@@ -599,7 +598,7 @@ class WorkflowEventsView(Projection):
         self.process_batch(tx, [(notification_id, domain_event)])
 
     def process_batch(self, tx: Transaction, events: Batch) -> None:
-        fold = _HistoryFold(tx, events)
+        fold = _HistoryFold(tx, events, self)
         for position, event in events:
             _HISTORY_STEPS[type(event)](fold, position, event)
         fold.flush()

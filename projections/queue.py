@@ -32,8 +32,8 @@ from domain.workflow import (
     WorkflowEventCancelled,
     WorkflowEventRaised,
 )
-from projections.runner import Batch, BatchRows, Projection, topics_of
-from projections.store import Row, Rows, Table, Transaction, json_text, text, utc_text
+from projections.runner import Batch, BatchRows, Projection, json_column, topics_of
+from projections.store import Row, Rows, Table, Transaction, text, utc_text
 
 ITEMS = Table(
     "view_actioned_items",
@@ -110,9 +110,9 @@ def _item(row: Row) -> Row:
 class _ItemsFold:
     """Applies one batch of events to the queue's rows held in memory."""
 
-    def __init__(self, tx: Transaction, events: Batch):
-        self.items = BatchRows(tx, ITEMS)
-        self.owners = BatchRows(tx, ITEM_EVENTS)
+    def __init__(self, tx: Transaction, events: Batch, view: Projection):
+        self.items = BatchRows(tx, ITEMS, view.kept_rows(ITEMS))
+        self.owners = BatchRows(tx, ITEM_EVENTS, view.kept_rows(ITEM_EVENTS))
         raised: set[str] = set()
         created: set[str] = set()
         item_ids: set[str] = set()
@@ -173,7 +173,7 @@ class _ItemsFold:
                     "handler": spec.get("handler"),
                     "channel": spec.get("channel"),
                     "description": spec.get("description"),
-                    "parameters": json_text(spec.get("parameters") or {}),
+                    "parameters": json_column(spec.get("parameters") or {}),
                     "status": AWAITING,
                     "due_at": utc_text(spec.get("due_at")) or at,
                     "attempts": 0,
@@ -297,7 +297,7 @@ class ActionedItemsView(Projection):
         self.process_batch(tx, [(notification_id, domain_event)])
 
     def process_batch(self, tx: Transaction, events: Batch) -> None:
-        fold = _ItemsFold(tx, events)
+        fold = _ItemsFold(tx, events, self)
         for position, event in events:
             _ITEM_STEPS[type(event)](fold, position, event)
         fold.flush()

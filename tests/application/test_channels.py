@@ -272,3 +272,82 @@ def test_an_unreachable_smtp_server_raises_a_delivery_error_naming_it(
 def test_an_smtp_url_of_another_scheme_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="smtp://host:port"):
         Channels(Path("unused"), "http://127.0.0.1:25")
+
+
+# --- batches of messages, written by the helper process ------------------------------
+
+
+def test_a_batch_is_written_by_the_helper_with_the_notes_send_would_give(
+    tmp_path: Path,
+) -> None:
+    # Given a batch large enough for the helper process: one message already
+    # in the outbox, one without a receiver, the others new
+    channels = outbox_channels(tmp_path)
+    batch = [message("sms", "447700900123", message_id=f"item-{n}") for n in range(40)]
+    batch[3] = replace(batch[3], receiver="")
+    channels.send(batch[5])
+    try:
+        # When the batch is written
+        notes = channels.write_to_outbox(batch).result(timeout=60)
+    finally:
+        channels.close()
+
+    # Then each message has the note, or the refusal, that sending it gives
+    sms = tmp_path / "outbox" / "sms"
+    assert isinstance(notes[3], DeliveryError)
+    assert notes[3].reason == "no MSISDN for the subscription"
+    assert notes[5] == f"already in outbox {sms / 'item-5.json'}"
+    assert notes[0] == f"outbox {sms / 'item-0.json'}"
+    assert sum(isinstance(n, str) and n.startswith("outbox ") for n in notes) == 38
+    assert sorted(p.name for p in sms.iterdir()) == sorted(
+        f"item-{n}.json" for n in range(40) if n != 3
+    )
+
+
+def test_a_batch_writes_each_file_exactly_as_sending_it_alone_does(
+    tmp_path: Path,
+) -> None:
+    text = 'Bonjour Ada — « crédit » épuisé \U0001f4f1\n\tligne 2 \\ "fin"'
+    batch = [
+        message("letter", "12 rue de la Paix", message_id=f"item-{n}", body=text)
+        for n in range(40)
+    ]
+    alone = outbox_channels(tmp_path / "alone")
+    alone.send(batch[0])
+    channels = outbox_channels(tmp_path / "batch")
+    try:
+        channels.write_to_outbox(batch).result(timeout=60)
+    finally:
+        channels.close()
+
+    name = Path("outbox", "letter", "item-0.json")
+    assert (tmp_path / "batch" / name).read_bytes() == (
+        tmp_path / "alone" / name
+    ).read_bytes()
+    assert read_json(tmp_path / "batch" / name)["content"] == text
+
+
+def test_new_files_leave_files_already_there_and_report_what_could_not_be_written(
+    tmp_path: Path,
+) -> None:
+    from application.files import EXISTS, WRITTEN, write_new_files
+
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "old.json").write_text("as it was", encoding="utf-8")
+    (tmp_path / "blocked").write_text("a file where a directory should be")
+    files = [
+        (str(tmp_path / "sms" / "old.json"), "new text"),
+        (str(tmp_path / "blocked" / "x.json"), "cannot be written"),
+        *((str(tmp_path / "push" / f"{n}.json"), f"message {n}") for n in range(300)),
+    ]
+
+    results = write_new_files(files)
+
+    assert results[0] == EXISTS
+    assert "File exists" in results[1]
+    assert results[2:] == [WRITTEN] * 300
+    assert (tmp_path / "sms" / "old.json").read_text(encoding="utf-8") == "as it was"
+    assert (tmp_path / "push" / "299.json").read_text(encoding="utf-8") == "message 299"
+    # Nothing half written is left beside them.
+    assert sorted(p.name for p in (tmp_path / "sms").iterdir()) == ["old.json"]
+    assert len(list((tmp_path / "push").iterdir())) == 300

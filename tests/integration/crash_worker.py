@@ -8,7 +8,9 @@ with two changes that only move time, so that a test can wait for them:
   production ten minutes and one minute;
 - every hand-over (a network request submitted, a message sent) is paced by
   ``--pace`` seconds, as a slow network or gateway would be, so that a test
-  polling from outside can kill the worker while a batch is half handed over.
+  polling from outside can kill the worker while a batch is half handed over;
+  so is each file that the outbox's helper process puts in place for a batch
+  of messages (``tests/integration/paced_files.py``).
 
     python -m tests.integration.crash_worker --network-timeout 5 \
         --recovery-grace 5 --pace 0.01
@@ -26,6 +28,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from application.files import BatchWriter
 from application.platform import Platform
 from application.settings import Settings
 from application.worker import Worker
@@ -62,6 +65,10 @@ def main(argv: list[str] | None = None) -> None:
         network, channels = platform.network, platform.channels
         network.submit = paced(network.submit, options.pace)  # type: ignore[method-assign]
         channels.send = paced(channels.send, options.pace)  # type: ignore[method-assign]
+        # Batches of messages are written by a helper process: paced there.
+        channels.writer = BatchWriter(
+            [sys.executable, "-m", "tests.integration.paced_files", str(options.pace)]
+        )
     worker = Worker(platform, idle_interval=options.idle_interval)
     # SIGTERM stops after the round in progress; the test's kills are SIGKILL.
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())

@@ -5,15 +5,18 @@ The worker is a real process: ``tests/integration/crash_worker.py`` runs the
 real ``Worker`` (recovery, then rounds of ``Platform.work()``), with the
 dispatcher's network time-out and recovery grace in seconds instead of ten
 minutes and one minute, and each hand-over paced so that a batch takes long
-enough to be killed half way. The test kills it with SIGKILL when the network
-simulator or the outbox shows a batch half handed over, starts another one
-(at once, as a supervisor does, or after the network time-out), and checks the
-event store, the network simulator's requests and the outbox once everything
-has settled.
+enough to be killed half way — network requests, messages the worker writes
+itself, and the files of a batch of messages that its helper process writes.
+The test kills the worker and its helper together with SIGKILL (as a crash of
+the machine or container would) when the network simulator or the outbox
+shows a batch half handed over, starts another one (at once, as a supervisor
+does, or after the network time-out), and checks the event store, the network
+simulator's requests and the outbox once everything has settled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -186,6 +189,8 @@ class WorkerProcess:
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # A group of its own: a kill takes its helper process with it.
+                start_new_session=True,
             )
 
     @property
@@ -193,8 +198,9 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        if self.alive:
-            self.process.send_signal(signal.SIGKILL)
+        """Kill the worker and the helper process writing its outbox files."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
     def tail(self, lines: int = 30) -> str:
@@ -244,6 +250,17 @@ class Observer:
 
     def owners(self) -> list[Any]:
         return [self.platform.care.owner(owner_id) for owner_id in self.book.owners]
+
+    def messages_being_written(self) -> int:
+        """Messages recorded as sent whose file is not in the outbox (yet)."""
+        delivered = {path.stem for path in self.outbox_files()}
+        return sum(
+            item["handler"] == "communication"
+            and item["status"] == "sent"
+            and item["item_id"] not in delivered
+            for owner in self.owners()
+            for item in owner.actioned_items.values()
+        )
 
     def settled(self) -> bool:
         """Every item the book expects exists and is completed; every event resolved."""
@@ -421,17 +438,22 @@ def test_a_worker_killed_mid_dispatch_and_restarted_at_once_runs_each_handler_on
             observer,
         )
         observer.killed(first, "submitting network requests")
-        # the next is killed while it writes the messages to the outbox,
+        # the next is killed while it writes a batch of messages to the outbox,
         second = workers()
         written = len(observer.outbox_files())
         wait_for(
-            lambda: len(observer.outbox_files()) >= written + 20,
+            lambda: (
+                len(observer.outbox_files()) >= written + 20
+                # a few files still to come: the kill lands inside the batch
+                and observer.messages_being_written() >= 3
+            ),
             "messages being written",
             START_TIMEOUT_S,
             second,
             observer,
         )
         observer.killed(second, "writing messages to the outbox")
+        assert observer.messages_being_written() > 0, observer.report()
         # and the third runs until everything is settled
         third = workers()
         wait_for(
