@@ -27,6 +27,23 @@ class Worker:
             target=self.run, name="monetise-worker", daemon=True
         )
         self._thread.start()
+        # Apart: it waits for the loading lock if a load or a rerate holds it.
+        threading.Thread(
+            target=self.close_interrupted_rerates,
+            name="monetise-rerate-recovery",
+            daemon=True,
+        ).start()
+
+    def close_interrupted_rerates(self) -> None:
+        """Close the rerate runs whose process died (their prepaid deltas
+        charged once), so that balances need not wait for the next rerate."""
+        try:
+            closed = self.platform.rerater.close_interrupted()
+        except Exception:
+            log.exception("closing interrupted rerate runs failed")
+        else:
+            if closed:
+                log.warning("closed %d interrupted rerate run(s)", len(closed))
 
     def run(self) -> None:
         """Work until stopped, settling interrupted items about once a second."""
