@@ -16,6 +16,7 @@ the rated-usage and prepaid-usage views are built from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -55,7 +56,9 @@ LOADED_COLUMNS: Final = (
     "charge",  # decimal strings: the price before discount
     "discount",
     "currency",
-    "breakdown",  # offline rating: how the charge came about; else None
+    # offline rating: how the charge came about, as JSON text (Rated.as_json:
+    # what the views store, written once); else None
+    "breakdown",
 )
 REJECTED_COLUMNS: Final = (
     "record_index",
@@ -67,6 +70,7 @@ REJECTED_COLUMNS: Final = (
 )
 ERROR_CLASSES: Final = ("schema", "configuration", "duplicate")
 PAYMENT_COLUMN: Final = LOADED_COLUMNS.index("payment_type")
+BREAKDOWN_COLUMN: Final = LOADED_COLUMNS.index("breakdown")
 
 
 class BatchNotReprocessable(Exception):
@@ -115,13 +119,25 @@ class UsageBatch(Aggregate):
         """
 
         TOPIC = "monetise.usage_batch:UsageBatch.RecordsLoaded"
-        class_version = 1
+        class_version = 2  # v2: breakdowns as JSON text, not objects
         chunk: int
         run: int
         attempted: list[int]
         loaded: list[list[Any]]
         rejected: list[list[Any]]
         prepaid_totals: dict[str, list[str]]  # subscription id → [net, records]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Breakdowns were objects: now the compact JSON text of the same
+            object (what the views stored of them all along)."""
+            for row in state["loaded"]:
+                if len(row) > BREAKDOWN_COLUMN and isinstance(
+                    row[BREAKDOWN_COLUMN], dict
+                ):
+                    row[BREAKDOWN_COLUMN] = json.dumps(
+                        row[BREAKDOWN_COLUMN], separators=(",", ":")
+                    )
 
     class Completed(Aggregate.Event):
         """Every record has an outcome (or, unrated, is staged for rating)."""

@@ -418,7 +418,7 @@ class OfflineRatingRules(RatedUsageRules):
             for use in rated.allowances:
                 used[use.code] = used.get(use.code, 0) + use.units
         discount = None if not rated.discount else str(rated.discount)
-        return str(rated.charge), discount, rated.currency, rated.as_dict()
+        return str(rated.charge), discount, rated.currency, rated.as_json()
 
 
 # Which field of a record a rating error points at.

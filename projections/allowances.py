@@ -32,10 +32,20 @@ ALLOWANCE_USES = Table(
 )
 
 
+# How the compact JSON of a breakdown that took no free units says so (codes
+# are letters, digits and underscores: no string value holds this).
+NO_ALLOWANCES = '"allowances":[]'
+
+
 def uses_of(breakdown: Any) -> list[tuple[str, int]]:
-    """(allowance code, units) of a record's breakdown (a dict, or None)."""
+    """(allowance code, units) of a record's breakdown: its JSON text, or
+    None (or an object: rerate events written before breakdowns were text)."""
     if not breakdown:
         return []
+    if isinstance(breakdown, str):
+        if NO_ALLOWANCES in breakdown:  # most records: no need to parse
+            return []
+        breakdown = json.loads(breakdown)
     return [
         (use["code"], int(use["units"])) for use in breakdown.get("allowances") or ()
     ]
@@ -79,8 +89,6 @@ def replace_uses(
     rows = []
     for record_id, row in first.items():
         breakdown = new[record_id]
-        if isinstance(breakdown, str):
-            breakdown = json.loads(breakdown)
         batch, subscription, start = (
             row["batch_id"],
             row["subscription_id"],

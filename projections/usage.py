@@ -254,7 +254,7 @@ class UsageBatchesView(Projection):
                 r[17],
                 r[18],
                 r[19],
-                None if len(r) < 21 or r[20] is None else json_text(r[20]),
+                None if len(r) < 21 else _breakdown(r[20]),
                 position,
             )
             (prepaid if r[4] == "prepaid" else postpaid).append(values)
@@ -381,6 +381,12 @@ class UsageBatchesView(Projection):
 
 
 ERROR_FIELDS = ("record_id", "error_class", "code", "message", "path", "run")
+
+
+def _breakdown(value: Any) -> str | None:
+    """A loaded row's breakdown as the view stores it: the event's JSON text
+    as it is (an object, for events the upcaster has not seen, as text)."""
+    return value if value is None or isinstance(value, str) else json_text(value)
 
 
 def _new_batch(batch_id: str, event: Any, at: str | None, position: int) -> Row:

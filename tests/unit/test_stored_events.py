@@ -392,3 +392,46 @@ def test_usage_batch_events_read_back_alike_through_either_transcoder() -> None:
         written = batches.mapper.transcoder.encode(state)
         assert standard.decode(written) == state
         assert batches.mapper.transcoder.decode(standard.encode(state)) == state
+
+
+def test_records_loaded_before_breakdowns_were_text_read_back_with_text() -> None:
+    """v1 RecordsLoaded carried each offline-rated breakdown as an object;
+    read back, it is the compact JSON text the views store."""
+    from eventsourcing.persistence import StoredEvent
+
+    from application.usage import UsageBatches
+    from domain.usage_batch import BREAKDOWN_COLUMN, LOADED_COLUMNS
+
+    batches = UsageBatches(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    batch = UsageBatch(
+        file_name="U-1.json",
+        sha256="cd" * 32,
+        size=100,
+        kind="unrated",
+        directory="unrated",
+        key_id=None,
+        received_by="load-unrated-usage",
+    )
+    chunk = batch.stage(['{"record_id": "R1"}'])
+    breakdown = {"charge": "0.2583", "allowances": [], "breakdown": [{"band": "Ö"}]}
+    row: list[Any] = [None] * len(LOADED_COLUMNS)
+    row[LOADED_COLUMNS.index("payment_type")] = "postpaid"
+    row[BREAKDOWN_COLUMN] = "placeholder"
+    batch.record_outcomes(chunk, [0], [row], [])
+    loaded = batch.collect_events()[-1]
+    stored = batches.mapper.to_stored_event(loaded)
+    state = batches.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    state["loaded"][0][BREAKDOWN_COLUMN] = breakdown  # as version 1 wrote it
+    v1 = StoredEvent(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=batches.mapper.transcoder.encode(state),
+    )
+
+    read = batches.mapper.to_domain_event(v1)
+
+    assert read.loaded[0][BREAKDOWN_COLUMN] == (
+        '{"charge":"0.2583","allowances":[],"breakdown":[{"band":"\\u00d6"}]}'
+    )
