@@ -105,9 +105,9 @@ class Platform:
         with schema_lock(self.database):
             batches = UsageBatches(env=env)
             if self.database.backend == "postgres":
-                from application.bulk_recorder import store_uncompressed
+                from application.bulk_recorder import compress_with_lz4
 
-                store_uncompressed(batches.recorder)
+                compress_with_lz4(batches.recorder)
             return batches
 
     @cached_property

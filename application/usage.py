@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,6 +47,7 @@ from domain.usage_batch import (
     batch_id_for,
 )
 from domain.usage_loading import (
+    Holder,
     HomeNetwork,
     OfflineRatingRules,
     RatedUsageRules,
@@ -56,6 +58,7 @@ from ingest.envelope import MAGIC, EnvelopeError
 from ingest.inbound import FileRefused, sha256_of
 from ingest.keyring import KeyRing, decrypt_file
 from ingest.reader import FileUnreadable, UsageFileReader
+from projections.store import paused_gc
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class UsageLoader:
         with self.views.db.exclusive(LOADING_LOCK):
             self._catch_up()
             batch = self._batch_for(path, name, sha256, kind, directory, received_by)
-            with self._plaintext(path, batch) as plain:
+            with self._plaintext(path, batch) as plain, paused_gc():
                 self._load(batch, plain, progress)
             if batch.status == FAILED:
                 assert batch.failure is not None
@@ -229,20 +232,22 @@ class UsageLoader:
             return
         reader = UsageFileReader(stream)
         rules = self._rules(batch.kind)
+        holders = _Holders(self.care_views.identities.holders)
         skip = batch.records  # staged before an interruption
         index = 0
         try:
-            for chunk in reader.chunks(self.chunk_records):
-                start = index
-                index += len(chunk)
-                if index <= skip:
-                    continue
-                if start < skip:
-                    chunk = chunk[skip - start :]
-                    start = skip
-                self._stage(batch, chunk, start, rules)
-                if progress is not None:
-                    progress(index)
+            with _SavesBehind(self.batches) as saves:
+                for chunk in reader.chunks(self.chunk_records):
+                    start = index
+                    index += len(chunk)
+                    if index <= skip:
+                        continue
+                    if start < skip:
+                        chunk = chunk[skip - start :]
+                        start = skip
+                    self._stage(batch, chunk, start, rules, holders, saves)
+                    if progress is not None:
+                        progress(index)
             header = self._header(reader.header, batch.kind, index)
         except FileUnreadable as error:
             self._fail(batch, error.code, error.reason, error.path)
@@ -265,15 +270,16 @@ class UsageLoader:
         chunk: list[tuple[object, str]],
         first_index: int,
         rules: RatedUsageRules,
+        holders: _Holders,
+        saves: _SavesBehind,
     ) -> None:
         number = batch.stage([raw for _, raw in chunk])
         # Rated usage is loaded as priced; unrated usage is priced here first
         # (the offline rating job), in the same save as its staging.
         values = [(first_index + i, value) for i, (value, _) in enumerate(chunk)]
-        holders = self.care_views.identities.holders(identities_of(values))
-        outcome = rules.decide(batch.kind, values, holders)
+        outcome = rules.decide(batch.kind, values, holders.of(identities_of(values)))
         batch.record_outcomes(number, [], outcome.loaded, outcome.rejected)
-        self.batches.save(batch)
+        saves.save(batch)
 
     def _rules(self, kind: str) -> RatedUsageRules:
         view = self.catalogue.view()
@@ -365,6 +371,64 @@ class UsageLoader:
         except AggregateNotFoundError:
             raise UnknownBatch(f"no usage batch {batch_id}") from None
         return batch
+
+
+class _SavesBehind:
+    """Saves of a batch's chunks one step behind, in a thread of their own.
+
+    The database writes one chunk's events while the next chunk is read and
+    decided. Saves keep their order (one at a time, each after the one
+    before); the block ends when the last one has been written, and raises
+    the error of any that failed, at the latest then.
+    """
+
+    def __init__(self, app: Application[Any]):
+        self._app = app
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="usage-saves")
+        self._pending: Future[Any] | None = None
+
+    def save(self, batch: UsageBatch) -> None:
+        events = batch.collect_events()
+        self.wait()
+        self._pending = self._thread.submit(self._app.save, *events)
+
+    def wait(self) -> None:
+        """Until the last save has been written (its error, if it failed)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _SavesBehind:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self._thread.shutdown()
+
+
+class _Holders:
+    """Who held each number, read from the view once per load.
+
+    A number is looked up when a chunk first refers to it and then kept for
+    the rest of the load, as the file found it; a number nobody held is
+    looked up again by each chunk that refers to it, so that a subscription
+    set up while a long file loads is found by the records after it.
+    """
+
+    def __init__(
+        self, lookup: Callable[[Iterable[str]], Mapping[str, Sequence[Holder]]]
+    ):
+        self._lookup = lookup
+        self._known: dict[str, Sequence[Holder]] = {}
+
+    def of(self, identities: set[str]) -> Mapping[str, Sequence[Holder]]:
+        """The holders of (at least) ``identities``: ``msisdn:…``/``imsi:…``."""
+        wanted = identities - self._known.keys()
+        if wanted:
+            self._known.update(self._lookup(wanted))
+        return self._known
 
 
 class _HeaderRefused(Exception):

@@ -211,6 +211,7 @@ def copy_baseline(settings: Settings, path: Path) -> float:
             r["charge"]["amount"],
             r.get("discount", {}).get("amount"),
             "GBP",
+            None,  # breakdown: rated usage has none
             n,
         )
         for n, r in enumerate(document["records"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from domain.bill_periods import Period, period_of
@@ -30,7 +30,14 @@ from domain.rating import (
     Usage,
     quote,
 )
-from domain.usage_records import RecordError, UsageRecord, validate_record
+from domain.usage_records import (
+    QuickCheck,
+    QuickRecord,
+    RecordError,
+    UsageRecord,
+    utc_text,
+    validate_record,
+)
 
 # MCCs whose networks use three-digit MNCs (ITU-T E.212 list: North America
 # and the Caribbean, India's newer ranges and a few others); elsewhere two.
@@ -122,6 +129,7 @@ class RatedUsageRules:
     """
 
     time_ordered = False  # records are decided in the file's order
+    quick_lane = True  # rated records of the usual shape skip the full checks
 
     def __init__(
         self,
@@ -133,6 +141,8 @@ class RatedUsageRules:
         self.home = home
         self.already_loaded = already_loaded
         self.seen: set[str] = set()
+        self._checkers: dict[str, QuickCheck] = {}
+        self._home = (home.mcc, home.mnc)
 
     def decide(
         self,
@@ -142,21 +152,41 @@ class RatedUsageRules:
     ) -> ChunkOutcome:
         """Validate and load ``records`` (index in the file, parsed value)."""
         outcome = ChunkOutcome([], [])
-        valid: list[tuple[int, UsageRecord]] = []
+        rejected = outcome.rejected
+        # In the file's order: the loaded row of a record the quick lane
+        # vouched for (a list), or a valid record for the full decision.
+        valid: list[list[Any] | tuple[int, UsageRecord]] = []
+        ids: set[str] = set()
+        check = self._quick_check(kind)
         for index, raw in records:
+            if check is not None:
+                fields = check(raw)
+                if fields is not None:
+                    quick = self._quick_load(index, fields, holders)
+                    if quick is not None:
+                        valid.append(quick)
+                        ids.add(fields[0])
+                        continue
             checked = validate_record(raw, kind, index)
             if isinstance(checked, RecordError):
-                outcome.rejected.append(_rejection(index, checked))
+                rejected.append(_rejection(index, checked))
             else:
                 valid.append((index, checked))
+                ids.add(checked.record_id)
         if self.time_ordered:
             valid.sort(key=_start)  # stable: the file's order among equal starts
-        ids = {record.record_id for _, record in valid}
-        elsewhere = set(self.already_loaded(ids - self.seen)) if ids else set()
-        for index, record in valid:
-            rid = record.record_id
-            if rid in self.seen or rid in elsewhere:
-                outcome.rejected.append(
+        seen = self.seen
+        elsewhere = set(self.already_loaded(ids - seen)) if ids else set()
+        loaded = outcome.loaded
+        for item in valid:
+            row: list[Any] | None
+            if isinstance(item, list):
+                row, index, rid = item, item[0], item[1]
+            else:
+                row, (index, record) = None, item
+                rid = record.record_id
+            if rid in seen or rid in elsewhere:
+                rejected.append(
                     [
                         index,
                         rid,
@@ -167,16 +197,92 @@ class RatedUsageRules:
                     ]
                 )
                 continue
-            loaded, row = self._load(index, record, holders)
-            if loaded:
-                self.seen.add(rid)
-                outcome.loaded.append(row)
-            else:
-                outcome.rejected.append(row)
+            if row is None:
+                accepted, row = self._load(index, record, holders)
+                if not accepted:
+                    rejected.append(row)
+                    continue
+            seen.add(rid)
+            loaded.append(row)
         if self.time_ordered:  # decided in time order; listed in the file's
             outcome.loaded.sort(key=_first)
             outcome.rejected.sort(key=_first)
         return outcome
+
+    def _quick_check(self, kind: str) -> Callable[[object], QuickRecord | None] | None:
+        """The quick lane of validation, for the records the rated-usage job
+        loads as the charging system priced them."""
+        if not self.quick_lane or kind != "rated":
+            return None
+        checker = self._checkers.get(kind)
+        if checker is None:
+            checker = self._checkers[kind] = QuickCheck(kind)
+        return checker.check
+
+    def _quick_load(
+        self, index: int, fields: QuickRecord, holders: Mapping[str, Sequence[Holder]]
+    ) -> list[Any] | None:
+        """The loaded row of a valid record in the usual case — a known usage
+        class, a number that one subscription holds, the charge in its
+        currency — as :meth:`_load` makes it; None for any other case."""
+        (
+            rid,
+            msisdn,
+            imsi,
+            usage_class,
+            start,
+            duration,
+            volume,
+            units,
+            direction,
+            called,
+            mcc,
+            mnc,
+            charge,
+            currency,
+            discount,
+        ) = fields
+        if msisdn is not None:
+            found = holders.get("msisdn:" + msisdn)
+        else:
+            found = holders.get("imsi:" + imsi) if imsi is not None else None
+        if not found:
+            return None
+        holder = found[0]
+        if (
+            holder.released_at is not None
+            or usage_class not in self.usage_classes
+            or (currency is not None and currency != holder.currency)
+        ):
+            return None
+        if (mcc is None or mnc is None) and imsi is not None:
+            from_imsi = plmn_of_imsi(imsi)
+            mcc = mcc or from_imsi[0]
+            mnc = mnc or from_imsi[1]
+        roaming = None if mcc is None or mnc is None else (mcc, mnc) != self._home
+        return [
+            index,
+            rid,
+            holder.subscription_id,
+            holder.account_id,
+            holder.payment_type,
+            msisdn,
+            imsi,
+            usage_class,
+            start,
+            duration,
+            volume,
+            units,
+            direction,
+            called,
+            mcc,
+            mnc,
+            roaming,
+            charge,
+            discount,
+            currency,
+            None,
+        ]
 
     def _load(
         self, index: int, record: UsageRecord, holders: Mapping[str, Sequence[Holder]]
@@ -289,20 +395,22 @@ class RatedUsageRules:
 
 def identities_of(records: Iterable[tuple[int, object]]) -> set[str]:
     """The ``msisdn:…``/``imsi:…`` keys a chunk refers to (before validation)."""
-    keys = set()
+    msisdns: set[str] = set()
+    imsis: set[str] = set()
     for _, raw in records:
-        if isinstance(raw, dict):
+        if type(raw) is dict:
             msisdn = raw.get("msisdn")
+            if type(msisdn) is str:
+                msisdns.add(msisdn)
             imsi = raw.get("imsi")
-            if isinstance(msisdn, str):
-                keys.add("msisdn:" + msisdn)
-            if isinstance(imsi, str):
-                keys.add("imsi:" + imsi)
-    return keys
+            if type(imsi) is str:
+                imsis.add(imsi)
+    return {"msisdn:" + m for m in msisdns} | {"imsi:" + i for i in imsis}
 
 
-def _start(item: tuple[int, UsageRecord]) -> datetime:
-    return item[1].start_time
+def _start(item: Any) -> datetime:
+    record: UsageRecord = item[1]  # the quick lane is not taken in time order
+    return record.start_time
 
 
 def _first(row: list[Any]) -> int:
@@ -314,9 +422,7 @@ def _rejection(index: int, error: RecordError) -> list[Any]:
     return [index, error.record_id, "schema", error.code, error.message, error.path]
 
 
-def _utc(moment: datetime) -> str:
-    # Fixed width, as every view stores times: text order is time order.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+_utc = utc_text  # fixed width, as every view stores times
 
 
 class OfflineRatingRules(RatedUsageRules):
@@ -337,6 +443,7 @@ class OfflineRatingRules(RatedUsageRules):
     """
 
     time_ordered = True
+    quick_lane = False  # every record is priced here
 
     def __init__(
         self,

@@ -35,6 +35,8 @@ from collections.abc import Generator, Iterator
 from json.scanner import make_scanner
 from typing import Any, BinaryIO, Final, NoReturn
 
+import msgspec
+
 from domain.usage_records import json_type
 
 __all__ = ["FileUnreadable", "Record", "UsageFileReader"]
@@ -107,6 +109,12 @@ _SCANNER: Final = make_scanner(_DECODER)
 # Whatever the scanner raises, the fast path of the records loop hands the
 # record to the careful path, which parses it again and says why.
 _SCAN_ERRORS: Final = (StopIteration, ValueError, RecursionError, _Constant)
+# Reading records in bulk: the values and the texts of the elements of an
+# array, and how many closing braces to try back from the end of the buffer
+# for one that ends a record.
+_VALUES: Final = msgspec.json.Decoder(list[Any])
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_BULK_TRIES: Final = 64
 
 
 class UsageFileReader:
@@ -146,6 +154,7 @@ class UsageFileReader:
         self._base_column = 0
         self._started = False
         self._finished = False
+        self._bulk = True  # whether _bulk_read may find records to read
         self._failure: FileUnreadable | None = None
         self._header: object = None
         self._has_header = False
@@ -281,10 +290,20 @@ class UsageFileReader:
         scan = _SCANNER
         separator = _SEPARATOR.match
         limit = len(buf) if self._eof else len(buf) - _MARGIN
+        ahead: list[Record] = []  # read in bulk, not yet in a chunk
         while True:
             chunk: list[Record] = []
             append = chunk.append
-            for _ in range(size):
+            while len(chunk) < size:
+                if ahead or self._bulk:
+                    if not ahead:
+                        ahead, pos = self._bulk_read(buf, pos, limit)
+                    if ahead:
+                        # Each was followed by a comma: none is the last.
+                        wanted = size - len(chunk)
+                        chunk += ahead[:wanted]
+                        del ahead[:wanted]
+                        continue
                 # The hot path: a value well inside the buffer, then a comma.
                 try:
                     value, end = scan(buf, pos)
@@ -311,6 +330,46 @@ class UsageFileReader:
             done += size
             self.records_read = done
             yield chunk
+
+    def _bulk_read(self, buf: str, pos: int, limit: int) -> tuple[list[Record], int]:
+        """The records from ``pos`` to the last one in the buffer that a comma
+        and another object follow, and where the next one starts; or none.
+
+        The fast path of the records loop: ``msgspec`` parses many records at
+        once, their values and their texts, instead of the scanner each. It
+        reads JSON exactly as :mod:`json` does (integers of any size, the
+        last of repeated names) but refuses what json takes and JSON does not
+        allow (lone surrogates, numbers beyond a float): any refusal leaves
+        the records to the careful loop until the buffer is next filled.
+        """
+        self._bulk = False  # again after the next fill
+        if not buf.startswith("{", pos):
+            return [], pos
+        end = buf.rfind("}", pos, limit)
+        after = -1
+        for _ in range(_BULK_TRIES):
+            if end < 0:
+                return [], pos
+            match = _SEPARATOR.match(buf, end + 1)
+            if match is not None and buf.startswith("{", match.end()):
+                after = match.end()
+                break
+            end = buf.rfind("}", pos, end)
+        if after < 0 or after >= limit:
+            return [], pos
+        text = "[" + buf[pos : end + 1] + "]"
+        try:
+            values = _VALUES.decode(text)
+            texts = _RAW_LIST.decode(text)
+        except (msgspec.DecodeError, RecursionError):
+            return [], pos
+        if len(values) != len(texts):  # cannot be: both read the same array
+            return [], pos
+        self._bulk = True
+        return [
+            (value, bytes(raw).decode("utf-8"))
+            for value, raw in zip(values, texts, strict=True)
+        ], after
 
     # Values and punctuation.
 
@@ -430,6 +489,7 @@ class UsageFileReader:
             else:
                 self._base_line += buf.count("\n", 0, keep)
                 self._base_column = keep - newline - 1
+        self._bulk = True  # new text to read in bulk
         parts = [buf[keep:]]
         added = 0
         read = self._binary.read

@@ -46,6 +46,7 @@ from projections.store import (
     Transaction,
     ViewDatabase,
     json_text,
+    paused_gc,
     utc_text,
 )
 
@@ -78,12 +79,14 @@ RATED_USAGE = Table(
     USAGE_COLUMNS,
     key=("record_id",),
     indexes=(("subscription_id", "start_time"), ("batch_id",)),
+    exact_types=True,  # see UsageBatchesView._loaded
 )
 PREPAID_USAGE = Table(
     "view_prepaid_usage",
     USAGE_COLUMNS,
     key=("record_id",),
     indexes=(("subscription_id", "start_time"), ("batch_id",)),
+    exact_types=True,  # see UsageBatchesView._loaded
 )
 COUNT_NAMES = (
     "records",
@@ -369,24 +372,56 @@ class UsageBatchesView(Projection):
         with self.db.read() as tx:
             for table in (RATED_USAGE, PREPAID_USAGE):
                 if tx.backend == "postgres":
-                    rows = tx.fetchall(
-                        f"SELECT record_id FROM {table.name} "  # noqa: S608
-                        "WHERE record_id = ANY(?)",
-                        (ids,),
-                    )
+                    found |= _loaded_in(tx, table.name, ids)
                 else:
                     rows = tx.select_in(table.name, "record_id", ids)
-                found.update(row["record_id"] for row in rows)
+                    found.update(row["record_id"] for row in rows)
         return found
-
-
-ERROR_FIELDS = ("record_id", "error_class", "code", "message", "path", "run")
 
 
 def _breakdown(value: Any) -> str | None:
     """A loaded row's breakdown as the view stores it: the event's JSON text
     as it is (an object, for events the upcaster has not seen, as text)."""
     return value if value is None or isinstance(value, str) else json_text(value)
+
+
+def _loaded_in(tx: Transaction, table: str, ids: list[str]) -> set[str]:
+    """PostgreSQL: which of ``ids`` are in ``table``.
+
+    The ids of a chunk are mostly one run of a file's numbering, and mostly
+    new: the rows between the least and the greatest of them (as the
+    database orders text) are one index range, usually empty, where looking
+    each id up costs a descent of the index for each. When the range holds
+    more rows than there are ids (ids spread over the whole key space), each
+    is looked up after all, by the index: the planner would otherwise read
+    the whole table for a few thousand keys. The ids go as one text
+    parameter where none has a comma: psycopg writes a list of thousands of
+    strings as an array slowly, in Python.
+    """
+    joined = ",".join(ids)
+    param: str | list[str] = joined
+    array = "string_to_array(?, ',')"
+    if joined.count(",") != len(ids) - 1:
+        param, array = ids, "CAST(? AS TEXT[])"
+    rows = tx.fetch_tuples(
+        f"WITH ids AS (SELECT unnest({array}) AS id) "  # noqa: S608
+        f"SELECT record_id FROM {table} "
+        "WHERE record_id >= (SELECT min(id) FROM ids) "
+        "AND record_id <= (SELECT max(id) FROM ids) LIMIT ?",
+        (param, len(ids) + 1),
+    )
+    if len(rows) <= len(ids):  # the whole range
+        return {row[0] for row in rows}.intersection(ids)
+    tx.execute("SELECT set_config('enable_seqscan', 'off', true)")
+    rows = tx.fetch_tuples(
+        f"SELECT record_id FROM {table} WHERE record_id = ANY({array})",  # noqa: S608
+        (param,),
+    )
+    tx.execute("SELECT set_config('enable_seqscan', 'on', true)")
+    return {row[0] for row in rows}
+
+
+ERROR_FIELDS = ("record_id", "error_class", "code", "message", "path", "run")
 
 
 def _new_batch(batch_id: str, event: Any, at: str | None, position: int) -> Row:
@@ -520,7 +555,8 @@ class UsageViews:
     def catch_up(self, batch: int = 4) -> int:
         # Batch events hold thousands of records each: a few per read keeps
         # the memory of a catch-up bounded whatever the size of the files.
-        return catch_up_together(self.app, list(self.runners.values()), batch)
+        with paused_gc():
+            return catch_up_together(self.app, list(self.runners.values()), batch)
 
     def loaded_ids(self, record_ids: Iterable[str]) -> set[str]:
         return self.batches.loaded_ids(record_ids)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from application.platform import Platform
 from application.settings import Settings
+from domain.usage_batch import UsageBatch
 from projections.store import Table
+from projections.usage import PREPAID_USAGE, RATED_USAGE
 from tests.harness.postgres import PostgresServer
 
 
@@ -33,17 +35,47 @@ def test_a_key_already_in_a_view_is_skipped_not_an_error(platform: Platform) -> 
     ]
 
 
-def test_usage_batch_events_are_stored_without_toast_compression(
+def test_rows_of_a_table_with_exact_types_are_copied_even_when_one_is_not(
+    platform: Platform,
+) -> None:
+    table = Table(
+        "view_exact_types_probe",
+        (("record_id", "TEXT NOT NULL"), ("units", "BIGINT"), ("charge", "TEXT")),
+        key=("record_id",),
+        exact_types=True,
+    )
+    db = platform.usage_views.db
+    rows = [(f"R{n:02d}", n, "0.10") for n in range(20)]
+    with db.transaction() as tx:
+        table.create(tx)
+        table.insert_new(tx, rows)
+    with db.transaction() as tx:
+        # A number where text is declared (binary COPY refuses it).
+        odd = [("S1", 1, 25), *((f"S{n}", n, "0.30") for n in range(2, 20))]
+        table.insert_new(tx, odd)
+    with db.transaction() as tx:
+        table.insert_new(tx, [("R01", 99, "9.99"), *odd[:1], ("T1", None, None)] * 6)
+    with db.read() as tx:
+        stored = tx.fetchall("SELECT * FROM view_exact_types_probe ORDER BY record_id")
+
+    assert len(stored) == 20 + 19 + 1
+    assert (stored[1]["record_id"], stored[1]["units"]) == ("R01", 1)
+    assert (stored[20]["record_id"], stored[20]["charge"]) == ("S1", "25")
+    assert (stored[-1]["record_id"], stored[-1]["units"]) == ("T1", None)
+
+
+def test_usage_batch_events_are_stored_compressed_with_lz4(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    """PostgreSQL only: TOAST compression is PostgreSQL's."""
+    """PostgreSQL only: TOAST compression is PostgreSQL's (pglz by default,
+    which cost more than the insert; lz4 costs less than none)."""
     url = postgres.create_database()
     platform = Platform(Settings(home=tmp_path, database_url=url))
     try:
         recorder = platform.usage_batches.recorder
         with recorder.datastore.get_connection() as conn:
             found = conn.execute(
-                "SELECT a.attstorage FROM pg_attribute a "
+                "SELECT a.attstorage, a.attcompression FROM pg_attribute a "
                 "JOIN pg_class c ON c.oid = a.attrelid "
                 "WHERE c.relname = %s AND a.attname = 'state'",
                 (recorder.events_table_name,),
@@ -53,4 +85,70 @@ def test_usage_batch_events_are_stored_without_toast_compression(
         postgres.drop_database(url)
 
     assert found is not None
-    assert found["attstorage"] == "e"
+    assert (found["attstorage"], found["attcompression"]) == ("x", "l")
+
+
+def usage_row(record_id: str, position: int) -> tuple[object, ...]:
+    values: dict[str, object] = {
+        "record_id": record_id,
+        "batch_id": "batch",
+        "record_index": position,
+        "subscription_id": "sub",
+        "account_id": "acct",
+        "usage_class": "VOICE_NAT",
+        "start_time": "2026-11-21T09:58:01.000000+00:00",
+        "direction": "MO",
+        "position": position,
+    }
+    return tuple(values.get(name) for name in RATED_USAGE.column_names)
+
+
+def test_the_records_other_batches_loaded_are_found_however_their_ids_run(
+    platform: Platform,
+) -> None:
+    views = platform.usage_views
+    with views.db.transaction() as tx:
+        RATED_USAGE.insert_new(tx, [usage_row(f"R{n:03d}", n) for n in range(100)])
+        PREPAID_USAGE.insert_new(tx, [usage_row("P,1", 100), usage_row("Q7", 101)])
+
+    run = views.loaded_ids([f"R{n:03d}" for n in range(95, 105)])
+    spread = views.loaded_ids(["R000", "R050", "R099", "S1", "Q7"])
+    with_comma = views.loaded_ids(["P,1", "R001", "Z"])
+
+    assert run == {f"R{n:03d}" for n in range(95, 100)}
+    assert spread == {"R000", "R050", "R099", "Q7"}
+    assert with_comma == {"P,1", "R001"}
+
+
+def test_a_usage_batch_event_of_many_megabytes_is_saved_and_read_back(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """PostgreSQL only: psycopg's pipeline mode, which the library's recorder
+    saves in, could hang on a single statement of about ten megabytes."""
+    url = postgres.create_database()
+    platform = Platform(Settings(home=tmp_path, database_url=url))
+    try:
+        batches = platform.usage_batches
+        batch = UsageBatch(
+            file_name="big.json",
+            sha256="CD" * 32,
+            size=1,
+            kind="rated",
+            directory="rated",
+            key_id=None,
+            received_by="test",
+        )
+        records = [
+            f'{{"record_id": "R{n:07d}", "pad": "{"x" * 300}"}}' for n in range(40_000)
+        ]
+        batch.stage(records)
+        batches.save(batch)
+        (_, staged) = batches.events.get(batch.id)
+        notifications = batches.recorder.select_notifications(start=None, limit=10)
+    finally:
+        platform.close()
+        postgres.drop_database(url)
+
+    assert isinstance(staged, UsageBatch.RecordsStaged)
+    assert staged.records == records
+    assert [n.originator_version for n in notifications] == [1, 2]

@@ -591,3 +591,79 @@ def test_a_file_cut_short_is_never_read_as_fewer_records(
     with pytest.raises(FileUnreadable) as caught:
         read(whole[:cut], block_size=block_size)
     assert caught.value.code == expected_code(whole, cut)
+
+
+@st.composite
+def files_of_objects(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """A usage file whose records are mostly objects, as real files are (the
+    loader reads runs of them in bulk), and each record's text."""
+    rng = draw(st.randoms(use_true_random=False))
+    ascii_only = draw(st.booleans())
+    records = draw(
+        st.lists(
+            st.dictionaries(st.text(max_size=6), json_values, max_size=5) | json_values,
+            max_size=40,
+        )
+    )
+    texts = [dump(value, rng, ascii_only) for value in records]
+
+    def space() -> str:
+        return "".join(rng.choice(" \t\n\r") for _ in range(rng.choice([0, 1, 2])))
+
+    array = "[" + space() + (space() + "," + space()).join(texts) + space() + "]"
+    text = '{"header": {}, "records": ' + array + "}"
+    return text.encode(), texts
+
+
+@SETTINGS
+@given(
+    files_of_objects(),
+    st.integers(min_value=16, max_value=4096),
+    st.integers(min_value=1, max_value=10),
+)
+def test_records_read_in_bulk_are_what_json_loads_reads(
+    file: tuple[bytes, list[str]], block_size: int, size: int
+) -> None:
+    data, texts = file
+    expected = json.loads(data)["records"]
+
+    records, _ = read(data, block_size=block_size, size=size)
+
+    assert same([value for value, _ in records], expected)
+    assert [raw for _, raw in records] == texts
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "18446744073709551616",  # beyond 64 bits: an int all the same
+        "-123456789012345678901234567890",
+        "1E400",  # json reads inf; the validator refuses it later
+        '"\\ud800"',  # a lone surrogate, which json reads
+        '"\\ud83d\\ude00"',
+        "-0",
+        "1.0",
+        '{"a": 1, "b": 2, "a": 3}',  # the last of repeated names, in the first's place
+    ],
+)
+def test_values_that_bulk_parsers_read_otherwise_are_read_as_json_loads_does(
+    odd: str,
+) -> None:
+    texts = [json.dumps(voice_call(record_id=f"R{n}")) for n in range(50)]
+    texts[25] = texts[25][:-1] + ', "volume_bytes": ' + odd + "}"
+    data = ('{"header": {}, "records": [' + ",\n".join(texts) + "]}").encode()
+
+    records, _ = read(data, block_size=2048, size=7)
+
+    assert same([value for value, _ in records], json.loads(data)["records"])
+    assert [raw for _, raw in records] == texts
+
+
+def test_too_deep_nesting_among_records_read_in_bulk_is_refused_at_its_record() -> None:
+    texts = [json.dumps(voice_call(record_id=f"R{n}")) for n in range(8)]
+    texts[3] = '{"x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    data = ('{"header": {}, "records": [' + ",\n".join(texts) + "]}").encode()
+
+    error = refusal(data)
+
+    assert (error.code, error.path) == ("too_deep", "/records/3")

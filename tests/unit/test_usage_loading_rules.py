@@ -110,6 +110,54 @@ def test_a_charge_in_another_currency_than_the_subscription_is_refused() -> None
     assert outcome.rejected[0][5] == "/records/4/charge/currency"
 
 
+class FullRules(RatedUsageRules):
+    quick_lane = False  # every record through validate_record and _load
+
+
+def test_the_quick_lane_decides_every_record_as_the_full_checks_do() -> None:
+    imsi = "234150000000001"
+    holders = {
+        **HOLDERS,
+        "imsi:" + imsi: [holder("by-imsi", payment="prepaid")],
+        "msisdn:447700900555": [holder("old", released=T1), holder("new")],
+        "msisdn:447700900666": [holder("gone", released=T0)],
+    }
+    chunk: list[tuple[int, object]] = [
+        (0, voice("A", mcc="234", mnc="15", called_number="441632960000")),
+        (1, voice("B", start_time="2026-11-21T10:58:01.25+01:00")),
+        (2, voice("C", usage_class="DATA_ROAM")),
+        (3, voice("D", charge={"amount": "0.10", "currency": "EUR"})),
+        (4, voice("E", msisdn="447700900999")),
+        (5, voice("F", msisdn="447700900555")),
+        (6, voice("G", msisdn="447700900666")),
+        (7, {**voice("H", imsi=imsi), "msisdn": None}),
+        (
+            8,
+            {k: v for k, v in voice("I", imsi=imsi, mnc="20").items() if k != "msisdn"},
+        ),
+        (9, voice("J", msisdn="447700900999", imsi=imsi)),
+        (10, voice("A")),
+        (
+            11,
+            voice(
+                "L", discount={"amount": "0.0100"}, start_time="2026-02-30T00:00:00Z"
+            ),
+        ),
+        (12, voice("M", discount={"amount": "0.0100"}, units=3)),
+        (13, voice("R1")),
+        (14, voice("N", duration_seconds=60.0)),
+    ]
+
+    quick = rules(loaded={"R1"})
+    full = FullRules({"VOICE_NAT"}, HomeNetwork("234", "15"), lambda ids: ids & {"R1"})
+    first = quick.decide("rated", chunk, holders)
+
+    assert first == full.decide("rated", chunk, holders)
+    assert [row[1] for row in first.loaded] == ["A", "B", "F", "I", "J", "M", "N"]
+    again = [(15 + index, raw) for index, raw in chunk]  # the same ids again
+    assert quick.decide("rated", again, holders) == full.decide("rated", again, holders)
+
+
 def test_a_batch_counts_outcomes_and_knows_what_reprocessing_would_rerun() -> None:
     batch = UsageBatch(
         file_name="f.json",
