@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 
-from application.customer_care import Conflict
+from application.customer_care import Conflict, Owner
 from application.network import SimulatorRule
 from application.platform import Platform
 from tests.application.workflow_fixtures import Operator
@@ -232,3 +234,45 @@ def test_credit_control_warns_bars_then_disconnects_and_clearing_removes_bars(
     texts = [json.loads(p.read_text())["content"] for p in sms]
     assert any("overdue" in text for text in texts)
     assert any("barred" in text for text in texts)
+
+
+def test_the_processor_outpaced_by_another_writer_catches_up_before_it_retries(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk raise elsewhere keeps writing to the subscriptions the processor
+    is working on: after one collision, the processor brings its copies up to
+    the store just before processing again, instead of losing every try."""
+    line = operator.new_line()
+    first = operator.raise_on(line, "BFEA DBAR")
+    live = operator.platform.live
+    reads, catches_up = live.at_least_many, live.current
+    others: list[UUID] = []
+    checking: list[bool] = []
+
+    def read_then_outpaced(versions: Mapping[UUID, int]) -> dict[UUID, Owner]:
+        copies = reads(versions)
+        if not checking and len(others) < 5:
+            # Another writer saves after each read of the owners.
+            others.append(operator.raise_on(line, "BFEA DUNB"))
+        return copies
+
+    def current(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        checking.append(True)  # its query is the last before processing
+        try:
+            return catches_up(owner_ids)
+        finally:
+            checking.pop()
+
+    monkeypatch.setattr(live, "at_least_many", read_then_outpaced)
+    monkeypatch.setattr(live, "current", current)
+    assert operator.care.process_pending(1, live) == 1
+    monkeypatch.undo()
+
+    # One collision (the first read was outpaced), then the retry succeeded.
+    assert len(others) == 2
+    operator.settle()
+    for workflow_event in [first, *others]:
+        event = operator.event(workflow_event)
+        assert event["status"] == "resolved"
+        assert set(statuses(event)) == {"completed"}
+    assert [i["kind"] for i in operator.event(first)["items"]].count("action") == 1
