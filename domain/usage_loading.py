@@ -35,6 +35,7 @@ from domain.usage_records import (
     QuickRecord,
     RecordError,
     UsageRecord,
+    usage_record,
     utc_text,
     validate_record,
 )
@@ -129,7 +130,11 @@ class RatedUsageRules:
     """
 
     time_ordered = False  # records are decided in the file's order
-    quick_lane = True  # rated records of the usual shape skip the full checks
+    # Records of the usual shape skip the full checks (the quick check never
+    # refuses one: it steps aside for the validator), and rated ones are
+    # loaded on the quick lane, without the full decision.
+    quick_check = True
+    quick_lane = True
 
     def __init__(
         self,
@@ -158,15 +163,19 @@ class RatedUsageRules:
         valid: list[list[Any] | tuple[int, UsageRecord]] = []
         ids: set[str] = set()
         check = self._quick_check(kind)
+        quick_lane = self.quick_lane
         for index, raw in records:
             if check is not None:
                 fields = check(raw)
                 if fields is not None:
-                    quick = self._quick_load(index, fields, holders)
-                    if quick is not None:
-                        valid.append(quick)
-                        ids.add(fields[0])
-                        continue
+                    quick = (
+                        self._quick_load(index, fields, holders) if quick_lane else None
+                    )
+                    # The loaded row itself, or a valid record for the full
+                    # decision (which prices it, offline) without the checks.
+                    valid.append(quick or (index, usage_record(fields)))
+                    ids.add(fields[0])
+                    continue
             checked = validate_record(raw, kind, index)
             if isinstance(checked, RecordError):
                 rejected.append(_rejection(index, checked))
@@ -210,9 +219,10 @@ class RatedUsageRules:
         return outcome
 
     def _quick_check(self, kind: str) -> Callable[[object], QuickRecord | None] | None:
-        """The quick lane of validation, for the records the rated-usage job
-        loads as the charging system priced them."""
-        if not self.quick_lane or kind != "rated":
+        """The quick check of records of ``kind`` (one per kind: it remembers
+        the values that passed), or None where every record takes the full
+        checks."""
+        if not self.quick_check:
             return None
         checker = self._checkers.get(kind)
         if checker is None:

@@ -234,6 +234,30 @@ QuickRecord = tuple[
 ]
 """The fields of a valid record as :class:`QuickCheck` vouches for them."""
 
+
+def usage_record(fields: QuickRecord) -> UsageRecord:
+    """The record :func:`validate_record` gives for the fields that
+    :class:`QuickCheck` vouched for (its tests hold the two together)."""
+    charge, discount = fields[12], fields[14]
+    return UsageRecord(
+        fields[0],
+        fields[1],
+        fields[2],
+        fields[3],
+        datetime.fromisoformat(fields[4]),  # UTC: as the validator gives it
+        fields[5],
+        fields[6],
+        fields[7],
+        fields[8],
+        fields[9],
+        fields[10],
+        fields[11],
+        None if charge is None else Decimal(charge),
+        fields[13],
+        None if discount is None else Decimal(discount),
+    )
+
+
 # How many values of one field a QuickCheck remembers before it starts again.
 _REMEMBERED: Final = 1 << 16
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,8 @@ def test_a_charge_in_another_currency_than_the_subscription_is_refused() -> None
 
 
 class FullRules(RatedUsageRules):
-    quick_lane = False  # every record through validate_record and _load
+    quick_check = False  # every record through validate_record and _load
+    quick_lane = False
 
 
 def test_the_quick_lane_decides_every_record_as_the_full_checks_do() -> None:
@@ -255,3 +257,71 @@ def test_a_subscription_snapshot_from_before_prepaid_charging_still_loads() -> N
     assert isinstance(restored, Subscription)
     assert restored.charge_prepaid_usage(uuid4(), 0, Decimal("1.50"), 3)
     assert restored.prepaid_balance == Decimal("-1.50")
+
+
+def test_unrated_records_of_the_usual_shape_are_priced_as_after_the_full_checks() -> (
+    None
+):
+    from domain.rating import compile_tariff, read_tariff_book
+    from domain.usage_loading import OfflineRatingRules
+
+    book, problems = read_tariff_book(
+        {
+            "tariffs": [
+                {
+                    "code": "STD",
+                    "currency": "GBP",
+                    "timezone": "Europe/London",
+                    "rates": [
+                        {
+                            "usage_class": "VOICE_NAT",
+                            "slabs": [
+                                {"from": 0, "price": "0.60", "per": 60, "increment": 1}
+                            ],
+                            "rounding": {"method": "half_up", "decimals": 4},
+                        }
+                    ],
+                }
+            ],
+            "rate_plans": {"PLAN": "STD"},
+        }
+    )
+    assert problems == []
+
+    class FullOffline(OfflineRatingRules):
+        quick_check = False
+
+    def unrated(record_id: str, **fields: Any) -> dict[str, Any]:
+        record = voice(record_id, **fields)
+        del record["charge"]
+        return record
+
+    chunk: list[tuple[int, object]] = [
+        (0, unrated("A", duration_seconds=61)),
+        (1, unrated("B", start_time="2026-11-21T10:58:01.25+01:00")),
+        (2, unrated("C", usage_class="DATA_ROAM")),
+        (3, unrated("D", msisdn="447700900999")),
+        (4, voice("E")),  # a charge in an unrated file
+        (5, unrated("A")),
+        (6, unrated("F", duration_seconds=60.0)),
+    ]
+    holders = {
+        "msisdn:447700900123": [
+            Holder("sub", "acct-sub", "postpaid", "GBP", None, "PLAN")
+        ]
+    }
+
+    def decided(rules: type[OfflineRatingRules]) -> Any:
+        made = rules(
+            {"VOICE_NAT"},
+            HomeNetwork("234", "15"),
+            lambda ids: set(),
+            book,
+            compile_tariff,
+        )
+        return made.decide("unrated", chunk, holders)
+
+    quick = decided(OfflineRatingRules)
+
+    assert quick == decided(FullOffline)
+    assert [row[1] for row in quick.loaded] == ["A", "B", "F"]
