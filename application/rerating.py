@@ -22,6 +22,7 @@ order; pricing (``quote`` and the breakdown) is most of the work.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import logging
 import multiprocessing
 import os
@@ -181,7 +182,7 @@ class Rerater:
         if second is None:
             return
         if self.processes <= 1:
-            for payment, rows, taken in _chain(second, pages):
+            for payment, rows, taken in itertools.chain([second], pages):
                 yield payment, len(rows), *repricing.page(rows, payment, taken)
             return
         with ProcessPoolExecutor(
@@ -197,7 +198,7 @@ class Rerater:
             ),
         ) as pool:
             ahead: deque[_Ahead] = deque()
-            for payment, rows, taken in _chain(second, pages):
+            for payment, rows, taken in itertools.chain([second], pages):
                 ahead.append(_Ahead.submit(pool, payment, rows, taken))
                 if len(ahead) > 2 * self.processes:
                     yield ahead.popleft().result(repricing)
@@ -373,11 +374,3 @@ def _price(
 ) -> tuple[list[list[Any]], list[Refusal]]:
     assert _repricing is not None, "pricing process not started"
     return _repricing.page(rows, payment, taken)
-
-
-def _chain(
-    first: tuple[str, Page, Taken | None],
-    rest: Iterator[tuple[str, Page, Taken | None]],
-) -> Iterator[tuple[str, Page, Taken | None]]:
-    yield first
-    yield from rest

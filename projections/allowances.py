@@ -103,19 +103,9 @@ def replace_uses(
 
 
 def ledger_rows(tx: Transaction, ids: list[str]) -> list[Row]:
-    """The ledger rows of these records. A rerate asks for a page of
-    thousands of records, most often none of them in the ledger: on
-    PostgreSQL, one statement with the ids as one text parameter (psycopg
-    spends more, in Python, on long lists of parameters than the server on
-    the query); record ids have no commas, or the general way is taken."""
-    joined = ",".join(ids)
-    if tx.backend != "postgres" or joined.count(",") != len(ids) - 1:
-        return tx.select_in("view_allowance_uses", "record_id", ids)
-    return tx.fetchall(
-        "SELECT * FROM view_allowance_uses "
-        "WHERE record_id = ANY(string_to_array(?, ','))",
-        (joined,),
-    )
+    """The ledger rows of these records (a rerate asks for a page of
+    thousands, most often none of them in the ledger)."""
+    return tx.select_in(ALLOWANCE_USES.name, "record_id", ids)
 
 
 def used(db: ViewDatabase, subscription_id: str, period: Period) -> dict[str, int]:

@@ -152,16 +152,7 @@ class BatchRows:
         wanted = [key for key in set(keys) if key not in self.rows]
         if not wanted:
             return
-        if self.tx.backend == "postgres":
-            # One statement whatever the number of keys: psycopg parses a
-            # statement of more than 50 parameters anew every time.
-            found = self.tx.fetchall(
-                f"SELECT * FROM {self.table.name} WHERE {self.key} = ANY(?)",  # noqa: S608
-                (wanted,),
-            )
-        else:
-            found = self.tx.select_in(self.table.name, self.key, wanted)
-        for row in found:
+        for row in self.tx.select_in(self.table.name, self.key, wanted):
             self.rows[row[self.key]] = row
 
     def get(self, key: str) -> Row | None:
