@@ -64,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 KIND_OF_DIRECTORY = {"rated": "rated", "unrated": "unrated"}
 LOADING_LOCK = "monetise.usage.loading"
+# Who asks for the allowance-order runs that loads and reprocessing start.
+OFFLINE_RATING_JOB = "offline-rating-job"
 
 
 class UnknownBatch(LookupError):
@@ -256,6 +258,9 @@ class UsageLoader:
             self._fail(batch, refused.code, refused.reason, refused.path)
             return
         self.care.charge_prepaid_usage(batch.id, 0, batch.prepaid_debits())
+        # Before the batch completes: a load that dies here is resumed, and
+        # gives the free units again then.
+        self._reallocate(batch, rules, resumed=skip > 0)
         batch.complete(
             file_id=header.file_id,
             source=header.source,
@@ -300,6 +305,24 @@ class UsageLoader:
             allowance_used=self.views.allowance_used,
             bill_cycle_day=self._bill_cycle_day,
         )
+
+    def _reallocate(
+        self, batch: UsageBatch, rules: RatedUsageRules, resumed: bool = False
+    ) -> None:
+        """Free units in time order: when the batch brought usage earlier
+        than usage that took free units before it, price those periods again
+        (see :mod:`application.reallocation`). A resumed load does not know
+        what its first life priced out of order: every period it touched is
+        looked at."""
+        if not isinstance(rules, OfflineRatingRules):
+            return
+        from application.reallocation import periods_of, reallocate
+
+        since = dict(rules.reallocations)
+        if resumed:
+            for key, start in periods_of(self, batch.id, rules.cycle_day).items():
+                since[key] = min(start, since.get(key, start))
+        reallocate(self, batch.id, since, OFFLINE_RATING_JOB)
 
     def _bill_cycle_day(self, account_id: str) -> int:
         account = self.care_views.accounts.get(account_id) or {}
@@ -359,6 +382,7 @@ class UsageLoader:
                         debits[row[2]] = (amount + net, count + 1)
                 self.batches.save(batch)
             self.care.charge_prepaid_usage(batch.id, run, debits)
+            self._reallocate(batch, rules)
             batch.finish_reprocessing(run, requested_by)
             self.batches.save(batch)
             return LoadResult(batch.id, batch.status, batch.counts())

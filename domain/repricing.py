@@ -202,3 +202,138 @@ class Repricing:
                 ]
             )
         return corrections, refused
+
+
+# What reallocating free units reads of a usage view row, in this order.
+REALLOCATION_COLUMNS: Final = (
+    "record_id",
+    "batch_id",
+    "subscription_id",
+    "usage_class",
+    "start_time",
+    "duration_seconds",
+    "volume_bytes",
+    "units",
+    "called_number",
+    "mcc",
+    "mnc",
+    "charge",
+    "discount",
+)
+
+
+@dataclass
+class Reallocation:
+    """Free units given again in time order: the pure part of an
+    allowance-order run, for one subscription's bill period from a time on.
+
+    ``rows`` (of :data:`REALLOCATION_COLUMNS`, with their payment type) are
+    the usage to price again, in time order; ``used`` what the allowances
+    gave to usage before it in the period; ``taken`` the free units each
+    record took until now, by record id. Each record takes what the records
+    before it left, and is corrected when its charge, discount or free units
+    change. A record that can no longer be priced keeps its charge and its
+    free units, and is listed as refused.
+    """
+
+    plan: str  # the subscription's rate plan
+    tariff_of: TariffOf
+    home_mcc: str | None
+    home_mnc: str | None
+
+    def reprice(
+        self,
+        rows: list[tuple[str, Row]],
+        used: Mapping[str, int],
+        taken: Mapping[str, Mapping[str, int]],
+    ) -> tuple[list[list[Any]], list[Refusal]]:
+        given = dict(used)
+        corrections: list[list[Any]] = []
+        refused: list[Refusal] = []
+        for payment, (
+            record_id,
+            batch_id,
+            subscription_id,
+            usage_class,
+            start_time,
+            duration_seconds,
+            volume_bytes,
+            units,
+            called_number,
+            mcc,
+            mnc,
+            charge,
+            discount,
+        ) in rows:
+            at = datetime.fromisoformat(start_time)
+            took = taken.get(record_id, {})
+            try:
+                tariff = self.tariff_of(self.plan, at)
+                state = None
+                if tariff.allowances.get(usage_class):
+                    state = AllowanceState(
+                        {
+                            a.code: max(0, a.units - given.get(a.code, 0))
+                            for a in tariff.tariff.allowances
+                        }
+                    )
+                rated = quote(
+                    tariff,
+                    Usage(
+                        usage_class=usage_class,
+                        start=at,
+                        duration_seconds=duration_seconds,
+                        volume_bytes=volume_bytes,
+                        units=units,
+                        called_number=called_number,
+                        mcc=mcc,
+                        mnc=mnc,
+                        home_mcc=self.home_mcc,
+                        home_mnc=self.home_mnc,
+                    ),
+                    state,
+                )
+            except RatingError as error:
+                refused.append([record_id, error.code, error.message])
+                for code, count in took.items():  # it keeps what it had
+                    given[code] = given.get(code, 0) + count
+                continue
+            uses = {use.code: use.units for use in rated.allowances}
+            for code, count in uses.items():
+                given[code] = given.get(code, 0) + count
+            old_charge = Decimal(charge) if charge else ZERO
+            old_discount = Decimal(discount) if discount else ZERO
+            new_discount = rated.discount or ZERO
+            if (
+                rated.charge == old_charge
+                and new_discount == old_discount
+                and uses == dict(took)
+            ):
+                continue
+            delta = (rated.charge - new_discount) - (old_charge - old_discount)
+            corrections.append(
+                [
+                    record_id,
+                    batch_id,
+                    payment,
+                    subscription_id,
+                    charge,
+                    str(rated.charge),
+                    str(delta),
+                    discount,
+                    None if not rated.discount else str(rated.discount),
+                    rated.as_json(),
+                ]
+            )
+        return corrections, refused
+
+
+def allowance_classes(book: TariffBook) -> set[str]:
+    """The usage classes to which any tariff version of the book gives free
+    units."""
+    return {
+        usage_class
+        for tariff in book.tariffs
+        for allowance in tariff.allowances
+        for usage_class in allowance.usage_classes
+    }

@@ -7,6 +7,12 @@ charge, the new charge and the delta, with the new breakdown. A record whose
 price did not change is not corrected, so running the same rerate again
 records a run with no corrections.
 
+The rated-usage job records runs of its own (reason ``allowance_order``):
+free units go to usage in time order, so when a file brings usage earlier
+than usage that took free units before it, the records from there on in that
+bill period are priced again in time order, and those whose charge or free
+units changed are corrected here, just as a rerate's are.
+
 Corrections are lists in the order of :data:`CORRECTION_COLUMNS`, amounts
 as strings, and the breakdown as the JSON text the usage views store: a
 rerate of a million records writes a million of them, so they are neither
@@ -34,19 +40,38 @@ CORRECTION_COLUMNS: Final = (
 )
 
 
+# Why a run reprices: an operator asked (a tariff was wrong), or usage that
+# arrived late took the free units that later usage had been given first.
+REQUESTED: Final = "requested"
+ALLOWANCE_ORDER: Final = "allowance_order"
+# The usage class of an allowance-order run: it reprices whichever classes
+# share the allowances.
+ALLOWANCE_CLASSES: Final = "*"
+
+
 class RerateRun(Aggregate):
     TOPIC = "monetise.rerating:RerateRun"
     class_version = 1
 
     class Created(Aggregate.Created):
-        """A rerate was requested."""
+        """A rerate was requested, or the rated-usage job found that a batch
+        loaded usage earlier than usage that had taken free units before it
+        (``reason`` ALLOWANCE_ORDER; ``batch_id`` is that batch)."""
 
         TOPIC = "monetise.rerating:RerateRun.Created"
-        class_version = 1
+        class_version = 2  # v2: reason and batch_id
         usage_class: str
         period_from: datetime | None
         period_to: datetime | None
         requested_by: str
+        reason: str
+        batch_id: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Every run before v2 was an operator's rerate."""
+            state["reason"] = REQUESTED
+            state["batch_id"] = None
 
     class ChargesCorrected(Aggregate.Event):
         TOPIC = "monetise.rerating:RerateRun.ChargesCorrected"
@@ -76,10 +101,14 @@ class RerateRun(Aggregate):
         period_from: datetime | None,
         period_to: datetime | None,
         requested_by: str,
+        reason: str = REQUESTED,
+        batch_id: str | None = None,
     ) -> None:
         self.usage_class = usage_class
         self.period_from = period_from
         self.period_to = period_to
+        self.reason = reason
+        self.batch_id = batch_id
         self.selected = 0
         self.changed = 0
         self.refused: list[list[str]] = []

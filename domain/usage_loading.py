@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from domain.bill_periods import Period, period_of
 from domain.rating import (
@@ -88,6 +88,17 @@ class Holder:
     currency: str
     released_at: datetime | None
     rate_plan: str = ""
+
+
+class AllowancesSoFar(NamedTuple):
+    """What a subscription's allowances gave in a bill period: units by
+    allowance code, and the latest start (UTC text) of usage that took any."""
+
+    used: Mapping[str, int]
+    latest: str | None
+
+
+NONE_USED: Final = AllowancesSoFar({}, None)
 
 
 @dataclass(frozen=True)
@@ -448,8 +459,15 @@ class OfflineRatingRules(RatedUsageRules):
     the order they are loaded, so each takes what the ones priced before it
     in the same period left. ``allowance_used(subscription, period)`` gives
     the units each allowance already gave in that period to usage loaded
-    before this job; what this job takes is kept here, across its chunks.
-    ``bill_cycle_day(account)`` gives the account's day (1-28).
+    before this job, and the latest start of that usage; what this job takes
+    is kept here, across its chunks. ``bill_cycle_day(account)`` gives the
+    account's day (1-28).
+
+    Free units belong to usage in time order. A record that starts before
+    usage that took free units ahead of it (in an earlier file or chunk) is
+    still priced with what is left, and its subscription's period is listed
+    in ``reallocations`` from its start on: once the batch is loaded, the job
+    prices the usage of that period from there on again, in time order.
     """
 
     time_ordered = True
@@ -462,28 +480,41 @@ class OfflineRatingRules(RatedUsageRules):
         already_loaded: Callable[[Iterable[str]], Collection[str]],
         book: TariffBook,
         compiled: Callable[[Tariff], CompiledTariff],
-        allowance_used: Callable[[str, Period], Mapping[str, int]] | None = None,
+        allowance_used: Callable[[str, Period], AllowancesSoFar] | None = None,
         bill_cycle_day: Callable[[str], int] | None = None,
     ):
         super().__init__(usage_classes, home, already_loaded)
         self.book = book
         self.compiled = compiled
-        self.allowance_used = allowance_used or (lambda _s, _p: {})
+        self.allowance_used = allowance_used or (lambda _s, _p: NONE_USED)
         self.bill_cycle_day = bill_cycle_day or (lambda _a: 1)
         self.used: dict[tuple[str, Period], dict[str, int]] = {}
+        # The latest start (UTC text) of usage that took free units, by period.
+        self.latest: dict[tuple[str, Period], str] = {}
+        self.reallocations: dict[tuple[str, Period], str] = {}  # → from (UTC text)
         self.cycle_days: dict[str, int] = {}
 
-    def _allowances_used(self, holder: Holder, record: UsageRecord) -> dict[str, int]:
-        """Units each allowance gave so far in the record's bill period."""
-        account = holder.account_id
-        day = self.cycle_days.get(account)
+    def cycle_day(self, account_id: str) -> int:
+        """The bill-cycle day of an account (asked once per job)."""
+        day = self.cycle_days.get(account_id)
         if day is None:
-            day = self.cycle_days[account] = self.bill_cycle_day(account)
+            day = self.cycle_days[account_id] = self.bill_cycle_day(account_id)
+        return day
+
+    def _allowances_used(
+        self, holder: Holder, record: UsageRecord
+    ) -> tuple[tuple[str, Period], dict[str, int]]:
+        """The record's (subscription, bill period), and the units each
+        allowance gave so far in it."""
+        day = self.cycle_day(holder.account_id)
         key = (holder.subscription_id, period_of(day, record.start_time))
         used = self.used.get(key)
         if used is None:
-            used = self.used[key] = dict(self.allowance_used(*key))
-        return used
+            so_far = self.allowance_used(*key)
+            used = self.used[key] = dict(so_far.used)
+            if so_far.latest is not None:
+                self.latest[key] = so_far.latest
+        return key, used
 
     def _price(
         self,
@@ -500,7 +531,13 @@ class OfflineRatingRules(RatedUsageRules):
             used: dict[str, int] | None = None
             state = None
             if compiled.allowances.get(record.usage_class):
-                used = self._allowances_used(holder, record)
+                key, used = self._allowances_used(holder, record)
+                start = _utc(record.start_time)
+                latest = self.latest.get(key)
+                if latest is not None and start < latest:
+                    since = self.reallocations.get(key)
+                    if since is None or start < since:
+                        self.reallocations[key] = start
                 state = AllowanceState(
                     {
                         a.code: max(0, a.units - used.get(a.code, 0))
@@ -534,6 +571,8 @@ class OfflineRatingRules(RatedUsageRules):
         if used is not None:  # the record is loaded: it takes its free units
             for use in rated.allowances:
                 used[use.code] = used.get(use.code, 0) + use.units
+            if rated.allowances and (latest is None or start > latest):
+                self.latest[key] = start
         discount = None if not rated.discount else str(rated.discount)
         return str(rated.charge), discount, rated.currency, rated.as_json()
 

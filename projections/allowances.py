@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from domain.bill_periods import Period
-from projections.store import Row, Table, Transaction, ViewDatabase
+from domain.usage_loading import AllowancesSoFar
+from projections.store import Row, Table, Transaction, ViewDatabase, utc_text
 
 ALLOWANCE_USES = Table(
     "view_allowance_uses",
@@ -68,16 +70,23 @@ def record_uses(
 
 
 def replace_uses(
-    tx: Transaction, records: Sequence[tuple[str, Any]], position: int
+    tx: Transaction, records: Sequence[tuple[str, str, str, Any]], position: int
 ) -> None:
-    """A rerate repriced these (record id, new breakdown as a dict or JSON
-    text). A rerate keeps, at most, the free units a record took, so only
-    records already in the ledger can change there."""
-    new = dict(records)
+    """A rerate repriced these (record id, batch id, subscription id, new
+    breakdown as a dict or JSON text). A rerate keeps, at most, the free
+    units a record took, so only records already in the ledger change there;
+    an allowance-order run may also give free units to a record that took
+    none."""
+    new = {record_id: breakdown for record_id, _, _, breakdown in records}
     found = ledger_rows(tx, list(new))
-    if not found:
-        return
     first = {row["record_id"]: row for row in found}
+    # Newly taking free units (only an allowance-order run gives them).
+    rows = [
+        (record_id, code, batch, subscription, _start_of(breakdown), units, position)
+        for record_id, batch, subscription, breakdown in records
+        if record_id not in first
+        for code, units in uses_of(breakdown)
+    ]
     changed = list(first)
     for i in range(0, len(changed), 500):  # bounded IN (…) lists
         some = changed[i : i + 500]
@@ -86,7 +95,6 @@ def replace_uses(
             f"DELETE FROM view_allowance_uses WHERE record_id IN ({marks})",  # noqa: S608
             some,
         )
-    rows = []
     for record_id, row in first.items():
         breakdown = new[record_id]
         batch, subscription, start = (
@@ -102,20 +110,34 @@ def replace_uses(
         ALLOWANCE_USES.write(tx, rows)
 
 
+def _start_of(breakdown: Any) -> str:
+    """The usage start a breakdown names, as the ledger writes times."""
+    if isinstance(breakdown, str):
+        breakdown = json.loads(breakdown)
+    start = utc_text(datetime.fromisoformat(breakdown["start"]))
+    assert start is not None
+    return start
+
+
 def ledger_rows(tx: Transaction, ids: list[str]) -> list[Row]:
     """The ledger rows of these records (a rerate asks for a page of
     thousands, most often none of them in the ledger)."""
     return tx.select_in(ALLOWANCE_USES.name, "record_id", ids)
 
 
-def used(db: ViewDatabase, subscription_id: str, period: Period) -> dict[str, int]:
-    """Units each allowance gave the subscription's usage in the period."""
+def used(db: ViewDatabase, subscription_id: str, period: Period) -> AllowancesSoFar:
+    """Units each allowance gave the subscription's usage in the period, and
+    the latest start of that usage."""
     start, end = period.bounds
     with db.read() as tx:
         rows = tx.fetchall(
-            "SELECT allowance, SUM(units) AS units FROM view_allowance_uses "
+            "SELECT allowance, SUM(units) AS units, MAX(start_time) AS latest "
+            "FROM view_allowance_uses "
             "WHERE subscription_id = ? AND start_time >= ? AND start_time < ? "
             "GROUP BY allowance",
             (subscription_id, start, end),
         )
-    return {row["allowance"]: int(row["units"]) for row in rows}
+    return AllowancesSoFar(
+        {row["allowance"]: int(row["units"]) for row in rows},
+        max((row["latest"] for row in rows), default=None),
+    )

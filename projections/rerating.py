@@ -31,6 +31,8 @@ RERATE_RUNS = Table(
         ("period_from", "TEXT"),
         ("period_to", "TEXT"),
         ("requested_by", "TEXT NOT NULL"),
+        ("reason", "TEXT NOT NULL"),  # requested, or allowance_order
+        ("batch_id", "TEXT"),  # an allowance-order run's: the batch that led to it
         ("status", "TEXT NOT NULL"),
         ("selected", "BIGINT NOT NULL"),
         ("changed", "BIGINT NOT NULL"),
@@ -76,6 +78,8 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
                     utc_text(event.period_from),
                     utc_text(event.period_to),
                     event.requested_by,
+                    event.reason,
+                    event.batch_id,
                     "running",
                     0,
                     0,
@@ -104,7 +108,9 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
                 ],
             )
         # Free units a repriced record no longer takes leave the ledger.
-        allowances.replace_uses(tx, [(c[0], c[9]) for c in event.corrections], position)
+        allowances.replace_uses(
+            tx, [(c[0], c[1], c[3], c[9]) for c in event.corrections], position
+        )
         # New rows only (a run corrects a record once): COPY on PostgreSQL.
         CORRECTIONS.insert_new(
             tx,

@@ -21,6 +21,7 @@ from domain.bill_periods import Period
 from domain.rating.rated import EXACT
 from domain.rerating import RerateRun
 from domain.usage_batch import ERROR_CLASSES, UsageBatch
+from domain.usage_loading import AllowancesSoFar
 from projections import allowances
 from projections.allowances import ALLOWANCE_USES
 from projections.rerating import (
@@ -144,7 +145,8 @@ ERRORS = Table(
 class UsageBatchesView(Projection):
     """Batches with their counts, record errors, and the loaded usage."""
 
-    name = "usage_batches_v3"  # v2: breakdowns of offline-rated usage; v3: rerating
+    # v2: breakdowns of offline-rated usage; v3: rerating; v4: why a run ran
+    name = "usage_batches_v4"
     topics = topics_of(
         UsageBatch.Created,
         UsageBatch.RecordsStaged,
@@ -561,7 +563,7 @@ class UsageViews:
     def loaded_ids(self, record_ids: Iterable[str]) -> set[str]:
         return self.batches.loaded_ids(record_ids)
 
-    def allowance_used(self, subscription_id: str, period: Period) -> dict[str, int]:
+    def allowance_used(self, subscription_id: str, period: Period) -> AllowancesSoFar:
         return allowances.used(self.db, subscription_id, period)
 
     def status(self) -> dict[str, dict[str, Any]]:

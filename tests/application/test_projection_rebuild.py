@@ -15,6 +15,7 @@ import pytest
 from application.platform import Platform
 from projections.runner import ProjectionRunner
 from projections.views import UnknownProjection
+from tests.application.test_offline_allowances import TARIFFS as BUNDLE
 from tests.application.test_offline_rating import TARIFFS, unrated
 from tests.application.test_rerating import fixed_tariffs
 from tests.application.test_usage_loading import drop, load, record, usage_file
@@ -40,6 +41,7 @@ FILLED = (
     "view_prepaid_usage",
     "view_rerate_runs",
     "view_charge_corrections",
+    "view_allowance_uses",
 )
 
 
@@ -194,6 +196,24 @@ def usage_day(operator: Operator, postpaid: Line, prepaid: Line) -> None:
     operator.platform.tariffs.import_document(fixed_tariffs(), "pricing-team")
     rerated = operator.platform.rerater.rerate("VOICE_NAT", None, None, "ops-1")
     assert rerated["changed"] > 0
+
+    # Free units, and a file with earlier usage than the one before it: the
+    # rated-usage job gives them again in time order (an allowance-order run).
+    operator.platform.tariffs.import_document(BUNDLE, "pricing-team")
+    for name, start, seconds in (
+        ("ALLOW-1", "2026-11-25T10:05:00Z", 200),
+        ("ALLOW-2", "2026-11-25T10:00:00Z", 250),
+    ):
+        calls = [unrated(f"{name}-1", postpaid.msisdn, start_time=start)]
+        calls[0]["duration_seconds"] = seconds
+        content = usage_file(name, calls, kind="unrated")
+        drop(operator, f"{name}.json", content, "unrated")
+        load(operator, "unrated")
+    runs = operator.platform.usage_views.batches.rerate_runs(10, 0)
+    assert [r["reason"] for r in runs if r["changed"]] == [
+        "allowance_order",
+        "requested",
+    ]
 
 
 @pytest.fixture

@@ -118,3 +118,74 @@ def test_a_page_the_broken_pool_did_not_price_is_priced_here() -> None:
         ("postpaid", 1),
     ]
     assert [corrections[0][0] for _, _, corrections, _ in priced] == ["B", "C"]
+
+
+def usage(record_id: str, start: str, seconds: int, charge: str) -> Any:
+    return (
+        "postpaid",
+        (
+            record_id,
+            "B1",
+            "S1",
+            "VOICE_NAT",
+            f"2026-11-21T{start}:00+00:00",
+            seconds,
+            None,
+            None,
+            "441632960000",
+            "234",
+            "15",
+            charge,
+            None,
+        ),
+    )
+
+
+def reallocation(tariffs: Any) -> Any:
+    from domain.repricing import Reallocation
+
+    return Reallocation("PLAN", TariffOf(tariffs), "234", "15")
+
+
+def test_reallocating_gives_free_units_in_time_order_and_corrects_what_changed() -> (
+    None
+):
+    # 120 free seconds, 60 of them given before; then in time order: the
+    # early call (loaded last, with nothing left: 0.60) and the later one
+    # (loaded first, it took the 60 s left: free).
+    corrections, refused = reallocation(book(allowance=120)).reprice(
+        [usage("EARLY", "10:00", 60, "0.6000"), usage("LATE", "10:05", 60, "0.0000")],
+        used={"MIN": 60},
+        taken={"LATE": {"MIN": 60}},
+    )
+
+    assert refused == []
+    assert [(c[0], c[4], c[5], c[6]) for c in corrections] == [
+        ("EARLY", "0.6000", "0.0000", "-0.6000"),
+        ("LATE", "0.0000", "0.6000", "0.6000"),
+    ]
+    early = json.loads(corrections[0][9])
+    assert early["allowances"] == [{"code": "MIN", "units": 60, "left": 0}]
+
+
+def test_reallocating_in_the_order_already_given_changes_nothing() -> None:
+    corrections, refused = reallocation(book(allowance=120)).reprice(
+        [usage("EARLY", "10:00", 60, "0.0000"), usage("LATE", "10:05", 120, "0.6000")],
+        used={},
+        taken={"EARLY": {"MIN": 60}, "LATE": {"MIN": 60}},
+    )
+    assert (corrections, refused) == ([], [])
+
+
+def test_a_record_that_cannot_be_priced_again_keeps_its_free_units() -> None:
+    tariffs = book(allowance=120)
+    broken = usage("BROKEN", "10:00", 60, "0.0000")
+    record = list(broken[1])
+    record[3] = "VOICE_INT"  # no rate for it now
+    corrections, refused = reallocation(tariffs).reprice(
+        [("postpaid", tuple(record)), usage("LATE", "10:05", 120, "0.6000")],
+        used={},
+        taken={"BROKEN": {"MIN": 60}, "LATE": {"MIN": 60}},
+    )
+    assert [r[:2] for r in refused] == [["BROKEN", "no_rate"]]
+    assert corrections == []  # LATE still gets the 60 s BROKEN left

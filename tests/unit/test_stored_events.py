@@ -435,3 +435,31 @@ def test_records_loaded_before_breakdowns_were_text_read_back_with_text() -> Non
     assert read.loaded[0][BREAKDOWN_COLUMN] == (
         '{"charge":"0.2583","allowances":[],"breakdown":[{"band":"\\u00d6"}]}'
     )
+
+
+def test_a_rerate_run_created_before_reasons_reads_as_an_operators_rerate() -> None:
+    from eventsourcing.persistence import StoredEvent
+
+    from application.usage import UsageBatches
+    from domain.rerating import REQUESTED
+
+    batches = UsageBatches(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    run = RerateRun(
+        usage_class="VOICE_NAT", period_from=LATER, period_to=None, requested_by="ops"
+    )
+    stored = batches.mapper.to_stored_event(run.collect_events()[0])
+    state = batches.mapper.transcoder.decode(stored.state)
+    assert state.pop("class_version") == 2
+    del state["reason"], state["batch_id"]  # as version 1 wrote it
+    v1 = StoredEvent(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=batches.mapper.transcoder.encode(state),
+    )
+
+    read = batches.mapper.to_domain_event(v1)
+
+    assert (read.reason, read.batch_id) == (REQUESTED, None)
+    assert read.usage_class == "VOICE_NAT"
+    assert read.mutate(None).reason == REQUESTED

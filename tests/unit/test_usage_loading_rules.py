@@ -325,3 +325,63 @@ def test_unrated_records_of_the_usual_shape_are_priced_as_after_the_full_checks(
 
     assert quick == decided(FullOffline)
     assert [row[1] for row in quick.loaded] == ["A", "B", "F"]
+
+
+def test_usage_earlier_than_usage_that_took_free_units_before_it_is_listed() -> None:
+    from domain.bill_periods import period_of
+    from domain.rating import compile_tariff, read_tariff_book
+    from domain.usage_loading import AllowancesSoFar, OfflineRatingRules
+
+    book, problems = read_tariff_book(
+        {
+            "tariffs": [
+                {
+                    "code": "STD",
+                    "currency": "GBP",
+                    "timezone": "UTC",
+                    "rates": [
+                        {
+                            "usage_class": "VOICE_NAT",
+                            "slabs": [
+                                {"from": 0, "price": "0.60", "per": 60, "increment": 1}
+                            ],
+                        }
+                    ],
+                    "allowances": [
+                        {"code": "MIN", "units": 90, "usage_classes": ["VOICE_NAT"]}
+                    ],
+                }
+            ],
+            "rate_plans": {"PLAN": "STD"},
+        }
+    )
+    assert problems == []
+    holders = {
+        "msisdn:447700900123": [Holder("sub", "acct", "postpaid", "GBP", None, "PLAN")]
+    }
+    # Usage loaded before took 30 s; the latest of it started at 09:00.
+    before = AllowancesSoFar({"MIN": 30}, "2026-11-21T09:00:00.000000+00:00")
+    rules = OfflineRatingRules(
+        {"VOICE_NAT"},
+        HomeNetwork("234", "15"),
+        lambda ids: set(),
+        book,
+        compile_tariff,
+        allowance_used=lambda subscription, period: before,
+    )
+
+    def unrated(record_id: str, start: str) -> dict[str, Any]:
+        record = voice(record_id, start_time=f"2026-11-21T{start}Z")
+        del record["charge"]
+        return record
+
+    # After 09:00 and in time order: nothing to give again.
+    rules.decide("unrated", [(0, unrated("A", "10:00:00"))], holders)
+    assert rules.reallocations == {}
+    # A later chunk goes back before A (which took free units), and before
+    # the usage of the earlier load.
+    rules.decide("unrated", [(1, unrated("B", "09:30:00"))], holders)
+    rules.decide("unrated", [(2, unrated("C", "08:00:00"))], holders)
+
+    period = period_of(1, datetime(2026, 11, 21, tzinfo=UTC))
+    assert rules.reallocations == {("sub", period): "2026-11-21T08:00:00.000000+00:00"}
