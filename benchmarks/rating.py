@@ -216,6 +216,11 @@ def run(
         platform.tariffs.import_document(demo_tariffs(), "benchmark")
         loader = daemon("load-unrated-usage", platform)
         time.sleep(2)
+        load_cpu = (
+            cpu_seconds(),
+            cpu_seconds(background.pid),
+            server_cpu_seconds(settings.database_url),
+        )
         started = time.perf_counter()
         os.replace(source, settings.home / "inbound" / "unrated" / source.name)
         (handled,) = loader.scan_once()
@@ -230,6 +235,13 @@ def run(
 
         wait_for(platform, loaded, background)
         end_to_end = time.perf_counter() - started
+        print(
+            f"{'':9} CPU of the load: {cpu_seconds() - load_cpu[0]:.2f} s in the "
+            f"loader, {cpu_seconds(background.pid) - load_cpu[1]:.2f} s in the "
+            "worker keeping the views, "
+            f"{server_cpu_seconds(settings.database_url) - load_cpu[2]:.2f} s in "
+            "PostgreSQL"
+        )
         (batch,) = platform.usage_views.batches.batches(None, None, 1, 0)
         if sum(batch["errors_by_class"].values()):
             errors = platform.usage_views.batches.errors(batch["id"], None, 3, 0)

@@ -20,6 +20,7 @@ from typing import Any, Final
 from domain.rating import (
     AllowanceState,
     CompiledTariff,
+    Rated,
     RatingError,
     Tariff,
     Usage,
@@ -181,27 +182,45 @@ class Repricing:
             except RatingError as error:
                 refused.append([record_id, error.code, error.message])
                 continue
-            old_charge = Decimal(charge) if charge else ZERO
-            old_discount = Decimal(discount) if discount else ZERO
-            new_discount = rated.discount or ZERO
-            if rated.charge == old_charge and new_discount == old_discount:
-                continue
-            delta = (rated.charge - new_discount) - (old_charge - old_discount)
-            corrections.append(
-                [
-                    record_id,
-                    batch_id,
-                    payment,
-                    subscription_id,
-                    charge,
-                    str(rated.charge),
-                    str(delta),
-                    discount,
-                    None if not rated.discount else str(rated.discount),
-                    rated.as_json(),
-                ]
+            correction = _correction(
+                record_id, batch_id, payment, subscription_id, charge, discount, rated
             )
+            if correction is not None:
+                corrections.append(correction)
         return corrections, refused
+
+
+def _correction(
+    record_id: str,
+    batch_id: str,
+    payment: str,
+    subscription_id: str,
+    charge: str | None,
+    discount: str | None,
+    rated: Rated,
+    uses_changed: bool = False,
+) -> list[Any] | None:
+    """The correction of a record priced again (in the order of
+    ``CORRECTION_COLUMNS``), or None when its charge and discount are the
+    same (and ``uses_changed`` does not say its free units changed)."""
+    old_charge = Decimal(charge) if charge else ZERO
+    old_discount = Decimal(discount) if discount else ZERO
+    new_discount = rated.discount or ZERO
+    if rated.charge == old_charge and new_discount == old_discount and not uses_changed:
+        return None
+    delta = (rated.charge - new_discount) - (old_charge - old_discount)
+    return [
+        record_id,
+        batch_id,
+        payment,
+        subscription_id,
+        charge,
+        str(rated.charge),
+        str(delta),
+        discount,
+        None if not rated.discount else str(rated.discount),
+        rated.as_json(),
+    ]
 
 
 # What reallocating free units reads of a usage view row, in this order.
@@ -301,30 +320,18 @@ class Reallocation:
             uses = {use.code: use.units for use in rated.allowances}
             for code, count in uses.items():
                 given[code] = given.get(code, 0) + count
-            old_charge = Decimal(charge) if charge else ZERO
-            old_discount = Decimal(discount) if discount else ZERO
-            new_discount = rated.discount or ZERO
-            if (
-                rated.charge == old_charge
-                and new_discount == old_discount
-                and uses == dict(took)
-            ):
-                continue
-            delta = (rated.charge - new_discount) - (old_charge - old_discount)
-            corrections.append(
-                [
-                    record_id,
-                    batch_id,
-                    payment,
-                    subscription_id,
-                    charge,
-                    str(rated.charge),
-                    str(delta),
-                    discount,
-                    None if not rated.discount else str(rated.discount),
-                    rated.as_json(),
-                ]
+            correction = _correction(
+                record_id,
+                batch_id,
+                payment,
+                subscription_id,
+                charge,
+                discount,
+                rated,
+                uses_changed=uses != dict(took),
             )
+            if correction is not None:
+                corrections.append(correction)
         return corrections, refused
 
 
