@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
     Recording,
     StoredEvent,
     Tracking,
+    Transcoder,
 )
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.system import ProcessApplication
@@ -37,6 +38,7 @@ from application.live import (
     events_after,
     load_many,
 )
+from application.transcoding import CareTranscoder
 from domain.account import Account, ActionNotApplicable
 from domain.customer import Customer
 from domain.numbers import MsisdnInUse, NumberAllocation, allocation_id
@@ -148,6 +150,12 @@ class CustomerCare(ProcessApplication[UUID]):
         super().__init__(env)
         self.catalogue = catalogue
         self.clock: Clock = clock or SystemClock()
+
+    def construct_transcoder(self) -> Transcoder:
+        # The library's JSON, written with orjson (see CareTranscoder).
+        transcoder = CareTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Each stored event decoded once per process (``RememberingMapper``)."""

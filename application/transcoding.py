@@ -66,6 +66,10 @@ class OrjsonTranscoder(JSONTranscoder):
         return value
 
 
+_CONTAINERS = (dict, list)
+_MARKABLE = (UUID, dict, list, tuple)
+
+
 def _transcoded(value: Any) -> bool:
     """Whether a value read is a transcoded one: ``{"_type_", "_data_"}``."""
     return (
@@ -83,3 +87,72 @@ def _has_uuid(obj: Any) -> bool:
     if type(obj) is dict:
         return any(_has_uuid(value) for value in obj.values())
     return False
+
+
+class CareTranscoder(OrjsonTranscoder):
+    """``orjson`` for the events of customer care, which carry ids (UUIDs) and
+    times at any depth: the workflow events and actioned items of an
+    aggregate's history. Same JSON as the library's ``JSONTranscoder``, read
+    back the same (its encoding is a tenth of the worker's time otherwise).
+
+    UUIDs are marked as transcoded values before ``orjson`` sees them (it
+    would write them as plain strings), and reading revives transcoded
+    values in objects and lists at any depth, as ``JSONTranscoder`` does.
+    Anything ``orjson`` cannot write goes through the library's encoder.
+    """
+
+    def encode(self, obj: Any) -> bytes:
+        try:
+            return orjson.dumps(
+                self._marked(obj), default=self._encode_obj, option=_OPTIONS
+            )
+        except orjson.JSONEncodeError:
+            return JSONTranscoder.encode(self, obj)
+
+    def decode(self, data: bytes) -> Any:
+        return self._revive_all(orjson.loads(data))
+
+    def _marked(self, value: Any) -> Any:
+        """``value`` with each UUID in it as its transcoded object (the same
+        containers when there is none)."""
+        kind = type(value)
+        if kind is UUID:
+            return self._encode_obj(value)
+        if kind is dict:
+            marked = None
+            for key, item in value.items():
+                if type(item) not in _MARKABLE:  # most values: no call
+                    continue
+                new = self._marked(item)
+                if new is not item:
+                    if marked is None:
+                        marked = dict(value)
+                    marked[key] = new
+            return value if marked is None else marked
+        if kind is list or kind is tuple:
+            items = None
+            for index, item in enumerate(value):
+                if type(item) not in _MARKABLE:
+                    continue
+                new = self._marked(item)
+                if new is not item:
+                    if items is None:
+                        items = list(value)
+                    items[index] = new
+            return value if items is None else items
+        return value
+
+    def _revive_all(self, value: Any) -> Any:
+        """Transcoded values revived at any depth, in place (the containers
+        are the ones just read)."""
+        kind = type(value)
+        if kind is dict:
+            for key, item in value.items():
+                if type(item) in _CONTAINERS:
+                    value[key] = self._revive_all(item)
+            return self._decode_obj(value) if _transcoded(value) else value
+        if kind is list:
+            for index, item in enumerate(value):
+                if type(item) in _CONTAINERS:
+                    value[index] = self._revive_all(item)
+        return value
