@@ -54,10 +54,12 @@ if TYPE_CHECKING:
 CURRENT = "current"
 TABLES = {"postpaid": "view_rated_usage", "prepaid": "view_prepaid_usage"}
 # Corrections joined to their usage rows; {table}, {payment} and {ids} filled
-# in by ``Bills._select`` (constants and placeholders only).
+# in by ``Bills._select`` (constants and placeholders only). The
+# subscriptions' usage rows are found first (by their index), then each
+# record's corrections (by theirs): corrections have no index by subscription.
 CORRECTED = (
-    "FROM view_charge_corrections c JOIN {table} u ON u.record_id = c.record_id "
-    "WHERE c.subscription_id IN ({ids}) AND c.payment_type = '{payment}' "
+    "FROM {table} u JOIN view_charge_corrections c ON c.record_id = u.record_id "
+    "WHERE u.subscription_id IN ({ids}) AND c.payment_type = '{payment}' "
 )
 COLUMNS = (
     "record_id, subscription_id, usage_class, start_time, duration_seconds, "

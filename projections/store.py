@@ -400,6 +400,11 @@ class ViewDatabase:
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             conn.row_factory = _sqlite_row
+            # A new file gets 16 KiB pages (a file with tables keeps its own):
+            # a rerate rewrites its usage rows in one sweep, and the default
+            # 4 KiB pages took four times the writes to the log and to the
+            # file (and their system calls) for the same bytes.
+            conn.execute("PRAGMA page_size=16384")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
             # NORMAL is safe from corruption in WAL mode; a power cut can only
@@ -437,6 +442,10 @@ class Table:
     # Rows always hold values of exactly the columns' types (str for TEXT,
     # int for INTEGER and BIGINT, or None): PostgreSQL copies them in binary.
     exact_types: bool = False
+    # PostgreSQL: how full (percent) inserts leave a page. Room left lets an
+    # UPDATE that changes no indexed column put the new row version on the
+    # same page (a HOT update), which then touches none of the indexes.
+    fillfactor: int | None = None
 
     @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -452,9 +461,12 @@ class Table:
 
     def create(self, tx: Transaction) -> None:
         columns = ", ".join(f"{name} {kind}" for name, kind in self.columns)
+        storage = ""
+        if self.fillfactor is not None and tx.backend == "postgres":
+            storage = f" WITH (fillfactor = {int(self.fillfactor)})"
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {self.name} "
-            f"({columns}, PRIMARY KEY ({', '.join(self.key)}))"
+            f"({columns}, PRIMARY KEY ({', '.join(self.key)})){storage}"
         )
         for index in self.indexes:
             tx.execute(

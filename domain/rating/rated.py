@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal
 from typing import Any, Final, NamedTuple
 
@@ -259,65 +259,192 @@ class Rated(NamedTuple):
 
         Built directly rather than through a dict: offline rating and
         rerating store it for every record, and a million records spent more
-        on the dict than on pricing. Each clock time is formatted once (a
-        part ends where the next begins), and texts from the tariff are
-        quoted once per process.
+        on the dict than on pricing. What depends only on the tariff (its
+        texts, amounts and rounding) is formatted once per process, and so is
+        all that a part of a slab shows besides its bounds, by its length;
+        each clock time is formatted once (a part ends where the next
+        begins), and those of a fixed UTC offset from the start's.
         """
-        start_text = self.start.isoformat()
-        max_cost = self.max_cost
-        rounding = self.rounding
-        head = (
-            f'{{"charge":"{format(self.charge, "f")}",'
-            f'"currency":{_quoted(self.currency)},'
-            f'"discount":"{format(self.discount, "f")}",'
-            f'"net":"{format(self.net, "f")}",'
-            f'"tariff":{_quoted(self.tariff)},'
-            f'"usage_class":{_quoted(self.usage_class)},'
-            f'"kind":{_quoted(self.kind)},'
-            f'"start":"{start_text}",'
-            f'"quantity":{self.quantity},'
-            f'"destination":{_quoted(self.destination)},'
-            f'"prefix":{_quoted(self.prefix)},'
-            f'"zone":{_quoted(self.zone)},'
-            f'"connect_fee":"{format(self.connect_fee, "f")}",'
-            f'"subtotal":"{format(self.subtotal, "f")}",'
-            f'"rounding":{{"method":{_quoted(rounding.method)},'
-            f'"decimals":{rounding.decimals}}},'
-            f'"max_cost":{"null" if max_cost is None else _amount(max_cost)},'
-            f'"capped":{"true" if self.capped else "false"},'
-            f'"allowances":['
-        )
-        uses = ",".join(
-            f'{{"code":{_quoted(use.code)},"units":{use.units},"left":{use.left}}}'
-            for use in self.allowances
-        )
-        voice = self.kind == "voice"
         start = self.start
-        parts = []
-        # Clock times by microseconds from the start (adding time drops a
-        # fold: only a start without one is its own first instant).
-        at = {} if start.fold else {0: start_text}
-        for part in self.parts:
-            begin, end, unit = part.begin, part.end, part.unit
-            if voice:
-                begin_at = at.get(begin)
-                if begin_at is None:
-                    begin_at = at[begin] = _at(start, begin)
-                end_at = at[end] = _at(start, end)
-                clock = f'"start":"{begin_at}","end":"{end_at}",'
-            else:
-                clock = ""
-            parts.append(
-                f'{{"from":"{_units_text(begin, unit)}",'
-                f'"to":"{_units_text(end, unit)}",{clock}'
-                f'"band":{_quoted(part.band)},"rate":{part.rate},'
-                f'"weight":{part.weight},"slab":{part.slab},'
-                f'"quantity":"{_units_text(end - begin, unit)}",'
-                f'"increment":{part.increment},"increments":{part.increments},'
-                f'"billed":{part.billed},"price":"{format(part.price, "f")}",'
-                f'"per":{part.per},"cost":"{format(part.cost, "f")}"}}'
+        start_text = start.isoformat()
+        after_charge, after_net, after_quantity, after_subtotal = _head(self)
+        num, den = self.fraction
+        whole, rest = divmod(num, den)
+        head = (
+            f'{{"charge":"{format(self.charge, "f")}"{after_charge}'
+            f'{_static_amount(self.discount)}","net":"{format(self.net, "f")}"'
+            f'{after_net}{start_text}","quantity":{self.quantity}{after_quantity}'
+            # str(whole) is the text of Decimal(whole): an int has no exponent
+            f"{format(EXACT.divide(num, den), 'f') if rest else whole}"
+            f"{after_subtotal}"
+        )
+        uses = (
+            ",".join(
+                [
+                    f'{{"code":{_quoted(u.code)},"units":{u.units},"left":{u.left}}}'
+                    for u in self.allowances
+                ]
             )
+            if self.allowances
+            else ""
+        )
+        if self.kind == "voice":
+            at = _Clock(start, start_text).at
+            parts = [
+                f'{{"from":"{_units_text(p[0], p[2])}",'
+                f'"to":"{_units_text(p[1], p[2])}",'
+                f'"start":"{at(p[0])}","end":"{at(p[1])}",{_part_tail(p)}'
+                for p in self.parts
+            ]
+        else:
+            parts = [
+                f'{{"from":"{_units_text(p[0], p[2])}",'
+                f'"to":"{_units_text(p[1], p[2])}",{_part_tail(p)}'
+                for p in self.parts
+            ]
         return f'{head}{uses}],"breakdown":[{",".join(parts)}]}}'
+
+
+# The texts between a rated usage's own values that depend only on what its
+# tariff gave it, by those values. Amounts and the rounding are also keyed by
+# their ids (0.10 equals 0.1 but prints otherwise), and held by the entry so
+# that no other object can take their ids meanwhile.
+_HEADS: dict[tuple[Any, ...], tuple[Rounding, tuple[str, str, str, str]]] = {}
+
+
+def _head(rated: Rated) -> tuple[str, str, str, str]:
+    """The texts after the charge (through ``"discount":"``), the net
+    (through ``"start":"``), the quantity (through ``"subtotal":"``) and the
+    subtotal (through ``"allowances":[``)."""
+    rounding, connect_fee, max_cost = rated.rounding, rated.connect_fee, rated.max_cost
+    key = (
+        rated[:4],  # tariff, currency, usage class, kind
+        rated[6:9],  # destination, prefix, zone
+        connect_fee,
+        id(connect_fee),
+        id(rounding),
+        max_cost,
+        id(max_cost),
+        rated.capped,
+    )
+    known = _HEADS.get(key)
+    if known is not None and known[0] is rounding:
+        return known[1]
+    cap = "null" if max_cost is None else f'"{format(max_cost, "f")}"'
+    texts = (
+        f',"currency":{_quoted(rated.currency)},"discount":"',
+        f',"tariff":{_quoted(rated.tariff)},'
+        f'"usage_class":{_quoted(rated.usage_class)},'
+        f'"kind":{_quoted(rated.kind)},"start":"',
+        f',"destination":{_quoted(rated.destination)},'
+        f'"prefix":{_quoted(rated.prefix)},"zone":{_quoted(rated.zone)},'
+        f'"connect_fee":"{format(connect_fee, "f")}","subtotal":"',
+        f'","rounding":{{"method":{_quoted(rounding.method)},'
+        f'"decimals":{rounding.decimals}}},"max_cost":{cap},'
+        f'"capped":{"true" if rated.capped else "false"},"allowances":[',
+    )
+    if len(_HEADS) >= 10_000:  # a tariff's few; a cache, never a leak
+        _HEADS.clear()
+    _HEADS[key] = (rounding, texts)
+    return texts
+
+
+_DAY_US: Final = 86_400_000_000
+# "HH:MM:" of each minute of a day and "SS" of each second of a minute.
+_MINUTES: Final = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_SECONDS: Final = tuple(f"{s:02d}" for s in range(60))
+
+
+class _Clock:
+    """The clock times of a voice usage's parts: ``_at(start, us)``.
+
+    Each instant is formatted once. For a start of a fixed UTC offset (a
+    ``timezone``: what the views' UTC text parses to), adding time changes
+    only the wall clock: up to midnight the time of day is looked up, and
+    the start's date and offset kept.
+    """
+
+    __slots__ = ("day_us", "prefix", "start", "suffix", "texts")
+
+    def __init__(self, start: datetime, start_text: str):
+        self.start = start
+        # Adding time drops a fold: only a start without one is its own
+        # first instant.
+        self.texts = {} if start.fold else {0: start_text}
+        self.day_us = _DAY_US  # (no instant is on the start's day)
+        self.prefix = self.suffix = ""
+        if type(start) is datetime and type(start.tzinfo) is timezone:
+            micro = start.microsecond
+            self.prefix = start_text[:11]  # "YYYY-MM-DDT"
+            self.suffix = start_text[26 if micro else 19 :]  # the offset
+            seconds = (start.hour * 60 + start.minute) * 60 + start.second
+            self.day_us = seconds * 1_000_000 + micro
+
+    def at(self, microseconds: int) -> str:
+        text = self.texts.get(microseconds)
+        if text is None:
+            t = self.day_us + microseconds
+            if t < _DAY_US:  # the start's day (a day of a fixed offset: 24 h)
+                seconds, micro = divmod(t, 1_000_000)
+                minute, second = divmod(seconds, 60)
+                if micro:
+                    text = (
+                        f"{self.prefix}{_MINUTES[minute]}{_SECONDS[second]}"
+                        f".{micro:06d}{self.suffix}"
+                    )
+                else:
+                    text = (
+                        f"{self.prefix}{_MINUTES[minute]}{_SECONDS[second]}"
+                        f"{self.suffix}"
+                    )
+            else:
+                text = _at(self.start, microseconds)
+            self.texts[microseconds] = text
+        return text
+
+
+# What a part shows after its bounds and clock times, through its closing
+# brace, by its fields after the bounds (the price held there, and keyed by
+# its id too: 0.10 equals 0.1 but prints otherwise) and its length.
+_TAILS: dict[tuple[tuple[Any, ...], int, int], str] = {}
+_MAX_TAILS: Final = 50_000
+
+
+def _part_tail(part: Part) -> str:
+    # part[2:]: unit, band, rate, weight, slab, increment, increments,
+    # billed, price, per
+    key = (part[2:], id(part.price), part.end - part.begin)
+    tail = _TAILS.get(key)
+    if tail is None:
+        tail = (
+            f'"band":{_quoted(part.band)},"rate":{part.rate},'
+            f'"weight":{part.weight},"slab":{part.slab},'
+            f'"quantity":"{_units_text(part.end - part.begin, part.unit)}",'
+            f'"increment":{part.increment},"increments":{part.increments},'
+            f'"billed":{part.billed},"price":"{format(part.price, "f")}",'
+            f'"per":{part.per},"cost":"{format(part.cost, "f")}"}}'
+        )
+        if len(_TAILS) >= _MAX_TAILS:  # a cache, never a leak
+            _TAILS.clear()
+        _TAILS[key] = tail
+    return tail
+
+
+# Texts of amounts that come from the tariff (the zero of a rounding, as a
+# discount), by id: each held beside its text, so that no other object can
+# take its id while it is here.
+_AMOUNTS: dict[int, tuple[Decimal, str]] = {}
+
+
+def _static_amount(amount: Decimal) -> str:
+    """``format(amount, "f")``, kept for the same object."""
+    known = _AMOUNTS.get(id(amount))
+    if known is not None and known[0] is amount:
+        return known[1]
+    text = format(amount, "f")
+    if len(_AMOUNTS) < 10_000:  # a tariff's amounts: few; never unbounded
+        _AMOUNTS[id(amount)] = (amount, text)
+    return text
 
 
 _QUOTED: dict[str | None, str] = {None: "null"}
@@ -331,10 +458,6 @@ def _quoted(text: str | None) -> str:
         if len(_QUOTED) < 10_000:  # tariff texts: few; never unbounded
             _QUOTED[text] = quoted
     return quoted
-
-
-def _amount(amount: Decimal) -> str:
-    return f'"{format(amount, "f")}"'
 
 
 def _units_text(value: int, unit: int) -> str:

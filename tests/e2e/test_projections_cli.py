@@ -109,7 +109,7 @@ def test_rebuild_all_replays_every_view_and_prints_the_count(
     (count, applied) = REBUILT.findall(output)[0]
     assert int(count) == len(names(worked))
     assert int(applied.replace(",", "")) == relevant(worked)
-    assert re.search(r"^usage_batches_v4: \d+ event\(s\) applied", output, re.M)
+    assert re.search(r"^usage_batches_v5: \d+ event\(s\) applied", output, re.M)
     assert "rebuilding care views" in result.stderr  # the progress line
     assert "rebuilding usage views" in result.stderr
     assert snapshot(worked) == before
@@ -129,11 +129,11 @@ def test_rebuild_one_projection_by_name_with_or_without_its_version(
     )
 
     short = ok(monetise(settings, "projections", "rebuild", "subscriptions"))
-    full = ok(monetise(settings, "projections", "rebuild", "usage_batches_v4"))
+    full = ok(monetise(settings, "projections", "rebuild", "usage_batches_v5"))
 
     assert f"subscriptions_v1: {expected} event(s) applied in" in short
     assert REBUILT.findall(short) == [("1", str(expected))]
-    assert "usage_batches_v4: " in full
+    assert "usage_batches_v5: " in full
     assert "subscriptions_v1" not in full
     assert REBUILT.findall(full)[0][0] == "1"
     assert int(REBUILT.findall(full)[0][1]) > 0

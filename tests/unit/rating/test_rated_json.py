@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -18,7 +18,17 @@ STD = tariff()
 STARTS = st.datetimes(
     min_value=datetime(2026, 1, 1),  # noqa: DTZ001 (hypothesis: naive bounds)
     max_value=datetime(2027, 12, 31),  # noqa: DTZ001
-    timezones=st.just(LONDON),
+    # London, and fixed offsets (what stored UTC text parses to), whose
+    # clock times as_json formats itself up to midnight
+    timezones=st.sampled_from(
+        [
+            LONDON,
+            UTC,
+            timezone(timedelta(hours=-5)),
+            timezone(timedelta(hours=5, minutes=30)),
+            timezone(timedelta(hours=1, seconds=30)),
+        ]
+    ),
 )
 
 
@@ -152,3 +162,39 @@ def test_the_json_text_of_a_rated_usage_is_exactly_its_dict_dumped(
         return  # nothing rated, nothing to write
     assert rated.as_json() == json.dumps(rated.as_dict(), separators=(",", ":"))
     assert rated.as_json().isascii()
+
+
+def _dumped(rated: object) -> str:
+    return json.dumps(rated.as_dict(), separators=(",", ":"))  # type: ignore[attr-defined]
+
+
+def test_amounts_equal_in_value_but_not_in_digits_print_their_own_digits() -> None:
+    # The JSON text keeps what it formatted from the tariff per object: 0.10
+    # and 0.1 are equal (and hash alike) but print otherwise.
+    rated = quote(STD, voice(london(2026, 3, 2, 18, 58, 30), 150))
+    part = rated.parts[0]
+    for digits in ("0.10", "0.1", "0.100", "0.10"):
+        for changed in (
+            rated._replace(connect_fee=Decimal(digits)),
+            rated._replace(max_cost=Decimal(digits)),
+            rated._replace(discount=Decimal(digits)),
+            rated._replace(parts=(part._replace(price=Decimal(digits)),)),
+        ):
+            assert changed.as_json() == _dumped(changed)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 3, 2, 23, 59, 30, tzinfo=UTC),  # into the next day
+        datetime(2026, 12, 31, 23, 58, 0, 250_000, tzinfo=UTC),  # and year
+        datetime(2026, 3, 2, 10, 0, 0, 999_999, tzinfo=timezone(timedelta(hours=-3))),
+        datetime(2026, 10, 25, 0, 59, 59, tzinfo=LONDON),  # over a change of time
+        datetime(2026, 10, 25, 1, 30, tzinfo=LONDON, fold=1),
+    ],
+)
+def test_clock_times_of_a_call_over_midnight_or_a_change_of_time(
+    start: datetime,
+) -> None:
+    rated = quote(STD, voice(start, 7_000))
+    assert rated.as_json() == _dumped(rated)
