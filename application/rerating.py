@@ -236,6 +236,15 @@ class Rerater:
                     where.append("start_time < ?")
                     params.append(utc_text(end))
                 with db.read() as tx:
+                    if tx.backend == "postgres":
+                        # Pages in key order, along the key's index: on a view
+                        # just loaded (no statistics yet) the planner sorted
+                        # the whole rest of the table for each page instead
+                        # (measured: 160 ms a page against 3 ms).
+                        for setting in ("seqscan", "bitmapscan", "sort"):
+                            tx.execute(
+                                f"SELECT set_config('enable_{setting}', 'off', true)"
+                            )
                     rows = tx.fetch_tuples(
                         f"SELECT {COLUMNS} FROM {table} "  # noqa: S608
                         f"WHERE {' AND '.join(where)} "
