@@ -64,12 +64,13 @@ def reallocate(
     corrections: list[list[Any]] = []
     refused: list[Refusal] = []
     selected = 0
+    plans = _rate_plans(loader, {subscription_id for subscription_id, _ in since})
     for (subscription_id, period), start in sorted(since.items()):
         rows, used, taken = _usage_from(
             loader, str(batch_id), subscription_id, period, start, classes
         )
         selected += len(rows)
-        plan = _rate_plan(loader, subscription_id)
+        plan = plans.get(subscription_id, "")
         changed, cannot = Reallocation(plan, tariff_of, home.mcc, home.mnc).reprice(
             rows, used, taken
         )
@@ -179,10 +180,8 @@ def _usage_from(
     return rows, used, taken
 
 
-def _rate_plan(loader: UsageLoader, subscription_id: str) -> str:
+def _rate_plans(loader: UsageLoader, subscription_ids: set[str]) -> dict[str, str]:
+    """Rate plan by subscription id (from the subscriptions view, in one read)."""
     with loader.care_views.db.read() as tx:
-        row = tx.fetchone(
-            "SELECT rate_plan FROM view_subscriptions WHERE id = ?",
-            (subscription_id,),
-        )
-    return str(row["rate_plan"]) if row and row["rate_plan"] else ""
+        rows = tx.select_in("view_subscriptions", "id", subscription_ids)
+    return {row["id"]: row["rate_plan"] or "" for row in rows}

@@ -21,20 +21,20 @@ order; pricing (``quote`` and the breakdown) is most of the work.
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import logging
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
+from application.saves_behind import SavesBehind
 from domain.rating.tariff import TariffBook
 from domain.repricing import PAGE_COLUMNS, Refusal, Repricing, TariffOf, uses_allowances
 from domain.rerating import RerateRun
@@ -43,8 +43,6 @@ from projections import rerating as rerating_views
 from projections.store import utc_text
 
 if TYPE_CHECKING:
-    from eventsourcing.application import Application
-
     from application.usage import UsageLoader
 
 # Records per page read and per ChargesCorrected event: a correction is about
@@ -54,6 +52,12 @@ if TYPE_CHECKING:
 PAGE = 2000
 COLUMNS = ", ".join(PAGE_COLUMNS)
 ZERO = Decimal(0)
+# PostgreSQL, for the rest of a transaction: rows in an index's order only.
+INDEX_ORDER_ONLY = (
+    "SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_bitmapscan', 'off', true), "
+    "set_config('enable_sort', 'off', true)"
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,7 @@ class Rerater:
             )
             deltas: dict[str, tuple[Decimal, int]] = {}
             done = 0
-            with _Saver(loader.batches) as saver:
+            with SavesBehind(loader.batches, "rerate-save") as saver:
                 for payment, selected, corrections, refused in self._priced(
                     pages, repricing, book
                 ):
@@ -241,10 +245,7 @@ class Rerater:
                         # just loaded (no statistics yet) the planner sorted
                         # the whole rest of the table for each page instead
                         # (measured: 160 ms a page against 3 ms).
-                        for setting in ("seqscan", "bitmapscan", "sort"):
-                            tx.execute(
-                                f"SELECT set_config('enable_{setting}', 'off', true)"
-                            )
+                        tx.execute(INDEX_ORDER_ONLY)
                     rows = tx.fetch_tuples(
                         f"SELECT {COLUMNS} FROM {table} "  # noqa: S608
                         f"WHERE {' AND '.join(where)} "
@@ -275,45 +276,6 @@ class Rerater:
     def run(self, run_id: UUID) -> RerateRun:
         run: RerateRun = self.loader.batches.repository.get(run_id)
         return run
-
-
-class _Saver:
-    """Saves a run's events page by page in a thread of its own, in order and
-    one save at a time, while the next page is priced: a save mostly waits on
-    the database (SQLite and psycopg let go of the GIL meanwhile).
-
-    A failed save is raised by the next ``save`` or on leaving the block;
-    leaving the block waits for the save under way.
-    """
-
-    def __init__(self, app: Application[Any]):
-        self.app = app
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="rerate-save")
-        self._pending: Future[Any] | None = None
-
-    def save(self, run: RerateRun) -> None:
-        events = run.collect_events()
-        self.wait()
-        if events:
-            self._pending = self._thread.submit(self.app.save, *events)
-
-    def wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> _Saver:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        try:
-            if kind is None:
-                self.wait()
-            elif self._pending is not None:
-                # Already failing: let the save under way end, quietly.
-                concurrent.futures.wait([self._pending])
-        finally:
-            self._thread.shutdown()
 
 
 class _Ahead(NamedTuple):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +36,7 @@ from eventsourcing.persistence import Transcoder
 
 from application.catalogue import CatalogueService
 from application.customer_care import CustomerCare
+from application.saves_behind import SavesBehind
 from application.transcoding import OrjsonTranscoder
 from domain.catalogue.items import Kind
 from domain.usage_batch import (
@@ -238,7 +238,7 @@ class UsageLoader:
         skip = batch.records  # staged before an interruption
         index = 0
         try:
-            with _SavesBehind(self.batches) as saves:
+            with SavesBehind(self.batches, "usage-saves") as saves:
                 for chunk in reader.chunks(self.chunk_records):
                     start = index
                     index += len(chunk)
@@ -276,7 +276,7 @@ class UsageLoader:
         first_index: int,
         rules: RatedUsageRules,
         holders: _Holders,
-        saves: _SavesBehind,
+        saves: SavesBehind,
     ) -> None:
         number = batch.stage([raw for _, raw in chunk])
         # Rated usage is loaded as priced; unrated usage is priced here first
@@ -395,41 +395,6 @@ class UsageLoader:
         except AggregateNotFoundError:
             raise UnknownBatch(f"no usage batch {batch_id}") from None
         return batch
-
-
-class _SavesBehind:
-    """Saves of a batch's chunks one step behind, in a thread of their own.
-
-    The database writes one chunk's events while the next chunk is read and
-    decided. Saves keep their order (one at a time, each after the one
-    before); the block ends when the last one has been written, and raises
-    the error of any that failed, at the latest then.
-    """
-
-    def __init__(self, app: Application[Any]):
-        self._app = app
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="usage-saves")
-        self._pending: Future[Any] | None = None
-
-    def save(self, batch: UsageBatch) -> None:
-        events = batch.collect_events()
-        self.wait()
-        self._pending = self._thread.submit(self._app.save, *events)
-
-    def wait(self) -> None:
-        """Until the last save has been written (its error, if it failed)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __enter__(self) -> _SavesBehind:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        try:
-            self.wait()
-        finally:
-            self._thread.shutdown()
 
 
 class _Holders:
