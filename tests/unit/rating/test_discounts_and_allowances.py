@@ -6,7 +6,14 @@ from decimal import Decimal
 
 import pytest
 
-from domain.rating import AllowanceState, RatingError, quote, rate_records
+from domain.rating import (
+    AllowanceState,
+    AllowanceUse,
+    RatingError,
+    quote,
+    rate_records,
+)
+from domain.rating.tariff import Rounding
 
 from .tariffs import STANDARD, entry, london, per_minute, sms, tariff, voice
 
@@ -153,3 +160,43 @@ def test_an_allowance_of_other_usage_classes_leaves_a_call_charged(
     # VOICE_NAT has no allowance: 60 s * 0.60 / 60 = 0.6
     rated = quote(tariff(raw), voice(MONDAY_10, 60))
     assert (rated.charge, rated.allowances) == (Decimal("0.6"), ())
+
+
+def test_a_rated_usage_carries_each_value_under_its_own_name() -> None:
+    # The engine builds a Rated by position (for speed): every field is
+    # checked here, with values that cannot be mistaken for one another.
+    raw = entry(
+        discounts=[{"usage_class": "VOICE_NAT", "percentage": "50"}],
+        allowances=[{"code": "MIN", "units": 100, "usage_classes": ["VOICE_NAT"]}],
+    )
+    start = london(2026, 3, 2, 9)
+    rated = quote(tariff(raw), voice(start, 3600))
+    (part,) = rated.parts  # the first 100 s free, then PEAK's second slab
+    assert (part.begin, part.end, part.band, part.billed) == (
+        100_000_000,
+        3_600_000_000,
+        "PEAK",
+        3500,
+    )
+    assert {k: v for k, v in rated._asdict().items() if k != "parts"} == {
+        "tariff": "STD",
+        "currency": "GBP",
+        "usage_class": "VOICE_NAT",
+        "kind": "voice",
+        "start": start,
+        "quantity": 3600,
+        "destination": "NAT",
+        "prefix": "441",
+        "zone": None,
+        "connect_fee": Decimal("0.10"),
+        # 0.10 + 3500 s * 0.05 / 60 = 3.0166…: over the 2.00 cap
+        "fraction": (36200, 12000),
+        "rounding": Rounding(method="half_up", decimals=4),
+        "max_cost": Decimal("2.00"),
+        "capped": True,
+        "charge": Decimal("2.0000"),
+        "discount": Decimal("1.0000"),
+        "net": Decimal("1.0000"),
+        "allowances": (AllowanceUse(code="MIN", units=100, left=0),),
+        "remaining": AllowanceState({"MIN": 0}),
+    }

@@ -1,0 +1,46 @@
+"""Big event states stored compressed with lz4 on SQLite.
+
+The usage application's events carry whole chunks of records (a load) or
+pages of corrections (a rerate), each record with its rating breakdown: about
+a kilobyte a record, so a million-record load or rerate wrote a gigabyte into
+the SQLite event store, and the worker read it back. They compress six to ten
+times. On PostgreSQL the server compresses them (``compress_with_lz4`` in
+:mod:`application.bulk_recorder`); SQLite has no such thing, so the mapper
+does it, through this compressor.
+
+Small states (a batch received, a run completed, any event of customer
+care) stay plain JSON, readable by eye in the database. A state is read as
+compressed only if it begins with the lz4 frame's magic number, which JSON
+text never does: stores written before this compressor, or with it switched
+off, read back as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import lz4.frame
+from eventsourcing.persistence import Compressor
+
+# The first bytes of every lz4 frame (0x184D2204, little endian).
+LZ4_FRAME_MAGIC: Final = b"\x04\x22\x4d\x18"
+# States of at least this many bytes are compressed: a chunk of records or a
+# page of corrections, not the events of an aggregate's ordinary life.
+BIG_STATE: Final = 4096
+# Where the event store's settings name it (``COMPRESSOR_TOPIC``).
+TOPIC: Final = "application.compression:BigStatesCompressor"
+
+
+class BigStatesCompressor(Compressor):
+    """lz4 frames for big states; small ones as they are."""
+
+    def compress(self, data: bytes) -> bytes:
+        if len(data) < BIG_STATE:
+            return data
+        # Level 0: lz4's fast mode; its output is what it saves on writes.
+        return bytes(lz4.frame.compress(data, store_size=True))
+
+    def decompress(self, data: bytes) -> bytes:
+        if data[:4] != LZ4_FRAME_MAGIC:
+            return data
+        return bytes(lz4.frame.decompress(data))
