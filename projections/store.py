@@ -15,6 +15,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -268,6 +269,34 @@ class Transaction:
             self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
+def _set_up_sqlite(conn: sqlite3.Connection) -> None:
+    """A new connection's settings. Setting the journal mode may meet a lock
+    that the busy timeout does not wait for (another process opening or
+    checkpointing the file: a CLI command beside a busy worker was refused
+    "database is locked"), so it is set only when the file is not in WAL
+    mode yet, and the setup is tried again for up to the busy timeout."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            # A new file gets 16 KiB pages (a file with tables keeps its
+            # own): a rerate rewrites its usage rows in one sweep, and the
+            # default 4 KiB pages took four times the writes to the log and
+            # to the file (and their system calls) for the same bytes.
+            conn.execute("PRAGMA page_size=16384")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is safe from corruption in WAL mode; a power cut can
+            # only lose the last commits, and positions are committed with
+            # their rows so the view then simply catches up again.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ViewDatabase:
     """Where read models live: a SQLite file beside the events, or PostgreSQL.
 
@@ -399,18 +428,8 @@ class ViewDatabase:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
+            _set_up_sqlite(conn)
             conn.row_factory = _sqlite_row
-            # A new file gets 16 KiB pages (a file with tables keeps its own):
-            # a rerate rewrites its usage rows in one sweep, and the default
-            # 4 KiB pages took four times the writes to the log and to the
-            # file (and their system calls) for the same bytes.
-            conn.execute("PRAGMA page_size=16384")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            # NORMAL is safe from corruption in WAL mode; a power cut can only
-            # lose the last commits, and positions are committed with their rows
-            # so the view then simply catches up again.
-            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
