@@ -3,10 +3,11 @@
 The usage application's events carry whole chunks of records (a load) or
 pages of corrections (a rerate), each record with its rating breakdown: about
 a kilobyte a record, so a million-record load or rerate wrote a gigabyte into
-the SQLite event store, and the worker read it back. They compress six to ten
-times. On PostgreSQL the server compresses them (``compress_with_lz4`` in
-:mod:`application.bulk_recorder`); SQLite has no such thing, so the mapper
-does it, through this compressor.
+the SQLite event store, and the worker read it back. They compress five to
+seven times (measured: chunks of loaded records 5.3, of staged records 6.5,
+pages of corrections 5.7). On PostgreSQL the server compresses them
+(``compress_with_lz4`` in :mod:`application.bulk_recorder`); SQLite has no
+such thing, so the mapper does it, through this compressor.
 
 Small states (a batch received, a run completed, any event of customer
 care) stay plain JSON, readable by eye in the database. A state is read as
@@ -37,7 +38,8 @@ class BigStatesCompressor(Compressor):
     def compress(self, data: bytes) -> bytes:
         if len(data) < BIG_STATE:
             return data
-        # Level 0: lz4's fast mode; its output is what it saves on writes.
+        # lz4's default, fast level: compressing costs less than writing and
+        # reading back the bytes it saves (~1.1 GB/s for a page of corrections).
         return bytes(lz4.frame.compress(data, store_size=True))
 
     def decompress(self, data: bytes) -> bytes:

@@ -270,11 +270,11 @@ class Transaction:
 
 
 def _set_up_sqlite(conn: sqlite3.Connection) -> None:
-    """A new connection's settings. Setting the journal mode may meet a lock
-    that the busy timeout does not wait for (another process opening or
-    checkpointing the file: a CLI command beside a busy worker was refused
-    "database is locked"), so it is set only when the file is not in WAL
-    mode yet, and the setup is tried again for up to the busy timeout."""
+    """A new connection's settings. A CLI command opening the views beside a
+    busy worker was once refused "database is locked" while setting the
+    journal mode, although a busy timeout was set: the mode is now set only
+    when the file is not in WAL mode yet, and a setup refused by a lock is
+    tried again for up to the busy timeout."""
     deadline = time.monotonic() + 30
     while True:
         try:
