@@ -118,28 +118,20 @@ class CareTranscoder(OrjsonTranscoder):
         kind = type(value)
         if kind is UUID:
             return self._encode_obj(value)
-        if kind is dict:
+        if kind is dict or kind is list or kind is tuple:
+            # Copied only when an item is marked (a tuple becomes a list, as
+            # JSON writes it anyway).
             marked = None
-            for key, item in value.items():
+            pairs = value.items() if kind is dict else enumerate(value)
+            for key, item in pairs:
                 if type(item) not in _MARKABLE:  # most values: no call
                     continue
                 new = self._marked(item)
                 if new is not item:
                     if marked is None:
-                        marked = dict(value)
+                        marked = dict(value) if kind is dict else list(value)
                     marked[key] = new
             return value if marked is None else marked
-        if kind is list or kind is tuple:
-            items = None
-            for index, item in enumerate(value):
-                if type(item) not in _MARKABLE:
-                    continue
-                new = self._marked(item)
-                if new is not item:
-                    if items is None:
-                        items = list(value)
-                    items[index] = new
-            return value if items is None else items
         return value
 
     def _revive_all(self, value: Any) -> Any:
