@@ -1,7 +1,10 @@
 """Translation of monetise settings into ``eventsourcing`` persistence settings.
 
-This is the only module that knows the environment keys of the ``eventsourcing``
-library. Every Application and every projection asks it for its environment.
+Every Application and every projection asks this module for its environment
+(the ``eventsourcing`` library's keys: persistence module, database, schema,
+table names). The one exception is the usage application's recorder and
+compressor, which ``Platform.usage_batches`` adds to that environment per
+backend.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,54 @@ def write_file(path: Path, count: int, numbers: list[str]) -> None:
         out.write("\n]}\n")
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user and system) used so far by a process (this one by
+    default), or with ``pid`` -1 by this process's reaped children and the
+    fork server's (the pricing processes of a rerate are either)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    if pid == -1:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+        return usage.ru_utime + usage.ru_stime + (cpu_seconds(server) if server else 0)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # its own time and that of the children it has reaped
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(url: str | None) -> float:
+    """CPU seconds used so far by the PostgreSQL server of ``url`` (its
+    postmaster, the backends it has reaped and those still running); 0 for
+    SQLite."""
+    if not url:
+        return 0.0
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (stat, command)
+    total = 0.0
+    for pid, (stat, command) in stats.items():
+        if b"postgres" in command and f"-p\0{port}".encode() in command:
+            total += sum(int(value) for value in stat[11:15]) / tick
+            total += sum(
+                (int(child[11]) + int(child[12])) / tick
+                for child, _ in stats.values()
+                if int(child[1]) == pid
+            )
+    return total
+
+
 def run(settings: Settings, source: Path, records: int) -> tuple[float, int]:
-    """Seconds from drop to every record queryable, and peak RSS in bytes."""
+    """Seconds from drop to every record queryable, and peak RSS in bytes;
+    prints the CPU each process used meanwhile."""
     env = {**os.environ, "MONETISE_HOME": str(settings.home)}
     if settings.database_url:
         env["MONETISE_DATABASE_URL"] = settings.database_url
@@ -146,6 +193,8 @@ def run(settings: Settings, source: Path, records: int) -> tuple[float, int]:
         loader = daemon("load-rated-usage", platform)
         inbound = settings.home / "inbound" / "rated" / source.name
         time.sleep(2)  # the worker is up and idle
+        url = settings.database_url
+        cpu = (cpu_seconds(), cpu_seconds(worker.pid), server_cpu_seconds(url))
         started = time.perf_counter()
         os.replace(source, inbound)
         (handled,) = loader.scan_once()
@@ -162,7 +211,17 @@ def run(settings: Settings, source: Path, records: int) -> tuple[float, int]:
                 raise RuntimeError(worker.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        print(f"          (loader done after {loaded - started:.2f} s)")
+        print(
+            f"          (loader done after {loaded - started:.2f} s; CPU "
+            f"{cpu_seconds() - cpu[0]:.2f} s in the loader, "
+            f"{cpu_seconds(worker.pid) - cpu[1]:.2f} s in the worker"
+            + (
+                f", {server_cpu_seconds(url) - cpu[2]:.2f} s in PostgreSQL"
+                if url
+                else ""
+            )
+            + ")"
+        )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         return elapsed, peak
     finally:
@@ -239,40 +298,49 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if args.backend == "both":
+        # Each backend in a process of its own: the peak RSS printed is the
+        # maximum over a process's life, and the first backend's baselines
+        # parse the whole file.
+        for backend in ("sqlite", "postgres"):
+            subprocess.run(
+                [sys.executable, __file__, *sys.argv[1:], "--backend", backend],
+                check=True,
+            )
+        return
     print(
         f"{args.records:,} rated records for {args.subscriptions:,} subscriptions "
         f"(a fifth prepaid), {os.cpu_count()} cores"
     )
-    for backend in backends:
-        with (
-            tempfile.TemporaryDirectory() as home,
-            database_url(backend, args.database_url) as url,
-        ):
-            settings = settings_for(backend, Path(home), url)
-            numbers = prepare(settings, args.subscriptions)
-            source = Path(home) / "BENCH-0001.json"
-            write_file(source, args.records, numbers)
-            size = source.stat().st_size
-            spare = Path(home) / "baseline.json"
-            spare.write_bytes(source.read_bytes())
-            elapsed, peak = run(settings, source, args.records)
-            parse = orjson_baseline(spare)
-            rate = args.records / elapsed
+    backend = args.backend
+    with (
+        tempfile.TemporaryDirectory() as home,
+        database_url(backend, args.database_url) as url,
+    ):
+        settings = settings_for(backend, Path(home), url)
+        numbers = prepare(settings, args.subscriptions)
+        source = Path(home) / "BENCH-0001.json"
+        write_file(source, args.records, numbers)
+        size = source.stat().st_size
+        spare = Path(home) / "baseline.json"
+        spare.write_bytes(source.read_bytes())
+        elapsed, peak = run(settings, source, args.records)
+        parse = orjson_baseline(spare)
+        rate = args.records / elapsed
+        print(
+            f"{backend:9} end to end: {rate:9,.0f} records/s ({elapsed:.2f} s, "
+            f"file {size / 1e6:.0f} MB, peak RSS {peak / 1e6:.0f} MB)"
+        )
+        print(
+            f"          baseline orjson parse: {args.records / parse:11,.0f} "
+            f"records/s ({parse:.2f} s) — end to end is {parse / elapsed:.2f}x"
+        )
+        if backend == "postgres":
+            copy = copy_baseline(settings, spare)
             print(
-                f"{backend:9} end to end: {rate:9,.0f} records/s ({elapsed:.2f} s, "
-                f"file {size / 1e6:.0f} MB, peak RSS {peak / 1e6:.0f} MB)"
+                f"          baseline COPY of the rows: {args.records / copy:9,.0f} "
+                f"records/s ({copy:.2f} s) — end to end is {copy / elapsed:.2f}x"
             )
-            print(
-                f"          baseline orjson parse: {args.records / parse:11,.0f} "
-                f"records/s ({parse:.2f} s) — end to end is {parse / elapsed:.2f}x"
-            )
-            if backend == "postgres":
-                copy = copy_baseline(settings, spare)
-                print(
-                    f"          baseline COPY of the rows: {args.records / copy:9,.0f} "
-                    f"records/s ({copy:.2f} s) — end to end is {copy / elapsed:.2f}x"
-                )
 
 
 if __name__ == "__main__":

@@ -30,12 +30,10 @@ import argparse
 import copy
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +44,11 @@ from api.cli_tariffs import demo_tariffs  # noqa: E402
 from application.platform import Platform  # noqa: E402
 from application.settings import Settings  # noqa: E402
 from benchmarks.ingest import (  # noqa: E402
+    cpu_seconds,
     database_url,
     orjson_baseline,
     prepare,
+    server_cpu_seconds,
     settings_for,
     write_file,
 )
@@ -156,51 +156,6 @@ def wait_for(platform: Platform, done: Any, process: subprocess.Popen[bytes]) ->
         if process.poll() is not None:
             raise RuntimeError(process.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
         time.sleep(0.02)
-
-
-def cpu_seconds(pid: int | None = None) -> float:
-    """CPU seconds (user and system) used so far by a process (this one by
-    default), or with ``pid`` -1 by this process's reaped children and the
-    fork server's (the pricing processes of a rerate are either)."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    if pid == -1:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server = getattr(forkserver._forkserver, "_forkserver_pid", None)
-        return usage.ru_utime + usage.ru_stime + (cpu_seconds(server) if server else 0)
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    # its own time and that of the children it has reaped
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def server_cpu_seconds(url: str | None) -> float:
-    """CPU seconds used so far by the PostgreSQL server of ``url`` (its
-    postmaster, the backends it has reaped and those still running); 0 for
-    SQLite."""
-    if not url:
-        return 0.0
-    port = url.rsplit(":", 1)[1].split("/")[0]
-    tick = os.sysconf("SC_CLK_TCK")
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (stat, command)
-    total = 0.0
-    for pid, (stat, command) in stats.items():
-        if b"postgres" in command and f"-p\0{port}".encode() in command:
-            total += sum(int(value) for value in stat[11:15]) / tick
-            total += sum(
-                (int(child[11]) + int(child[12])) / tick
-                for child, _ in stats.values()
-                if int(child[1]) == pid
-            )
-    return total
 
 
 def run(

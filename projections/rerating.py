@@ -62,6 +62,7 @@ CORRECTIONS = Table(
         ("position", "BIGINT NOT NULL"),
     ),
     key=("run_id", "record_id"),
+    exact_types=True,  # COPY in binary
     # Bills find a subscription's corrections through its usage rows, by
     # record: a run corrects records in their order, so this index grows in
     # one sweep, where one by subscription took an entry on a page of each
@@ -111,6 +112,9 @@ def apply_rerating(tx: Transaction, event: Any, at: str | None, position: int) -
                     for c in event.corrections
                     if c[2] == payment
                 ],
+                # In binary: in text, the server's parsing of the breakdowns
+                # was an eighth of its work in a rerate.
+                ("text", "text", "text", "int8", "text"),
             )
         # Free units a repriced record no longer takes leave the ledger.
         allowances.replace_uses(

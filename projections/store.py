@@ -178,13 +178,16 @@ class Transaction:
         key: str,
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None = None,
     ) -> None:
         """``UPDATE table SET columns … WHERE key = …`` for many rows, each
         row the new values of ``columns`` then its key.
 
         SQLite: one executemany (a C loop in-process). PostgreSQL: COPY into a
         temporary table and one ``UPDATE … FROM`` it — a pipelined
-        executemany costs a statement per row on the server.
+        executemany costs a statement per row on the server. With ``types``
+        (as :meth:`copy_rows` takes them) the COPY is binary, and falls back
+        to text for rows with a value of another type.
         """
         if not rows:
             return
@@ -205,7 +208,14 @@ class Transaction:
             f"SELECT {', '.join(names)} FROM {table} WITH NO DATA"
         )
         self._cursor.execute(f"TRUNCATE {staging}")
-        self.copy_rows(staging, names, rows)
+        if types is None:
+            self.copy_rows(staging, names, rows)
+        else:
+            try:
+                with self.savepoint():
+                    self.copy_rows(staging, names, rows, types)
+            except (TypeError, ValueError, OverflowError):
+                self.copy_rows(staging, names, rows)
         sets = ", ".join(f"{name} = s.{name}" for name in columns)
         # Each row looked up by the key's index: without statistics on the
         # staging table the planner may merge-join it with the whole index
