@@ -1,8 +1,8 @@
 """Translation of monetise settings into ``eventsourcing`` persistence settings.
 
 Every Application and every projection asks this module for its environment
-(the ``eventsourcing`` library's keys: persistence module, database, schema,
-table names). The one exception is the usage application's recorder and
+(the ``eventsourcing`` library's keys: persistence module, database,
+connection and pool). The one exception is the usage application's recorder and
 compressor, which ``Platform.usage_batches`` adds to that environment per
 backend.
 """
