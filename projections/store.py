@@ -122,15 +122,34 @@ class Transaction:
         self,
         table: str,
         columns: Sequence[str],
-        rows: Iterable[Sequence[Any]],
+        rows: Sequence[Sequence[Any]],
         types: Sequence[str] | None = None,
     ) -> None:
         """PostgreSQL only: rows into ``table`` through COPY (bulk loads).
 
         With ``types`` (PostgreSQL's names of the columns' types), in binary:
         about half the work of the text format on each side, for rows whose
-        values are exactly of those types (``str`` for text, ``int``…).
+        values are exactly of those types (``str`` for text, ``int``…). A
+        row with a value of another type (an amount as a number in an old
+        event) makes the binary COPY roll back to a savepoint, and the rows
+        go in as text instead.
         """
+        if types:
+            try:
+                with self.savepoint():
+                    self._copy(table, columns, rows, types)
+                return
+            except (TypeError, ValueError, OverflowError):
+                pass
+        self._copy(table, columns, rows, None)
+
+    def _copy(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        types: Sequence[str] | None,
+    ) -> None:
         binary = " (FORMAT BINARY)" if types else ""
         statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN{binary}"
         with self._cursor.copy(statement) as copy:
@@ -185,9 +204,8 @@ class Transaction:
 
         SQLite: one executemany (a C loop in-process). PostgreSQL: COPY into a
         temporary table and one ``UPDATE … FROM`` it — a pipelined
-        executemany costs a statement per row on the server. With ``types``
-        (as :meth:`copy_rows` takes them) the COPY is binary, and falls back
-        to text for rows with a value of another type.
+        executemany costs a statement per row on the server. ``types`` as
+        :meth:`copy_rows` takes them.
         """
         if not rows:
             return
@@ -208,14 +226,7 @@ class Transaction:
             f"SELECT {', '.join(names)} FROM {table} WITH NO DATA"
         )
         self._cursor.execute(f"TRUNCATE {staging}")
-        if types is None:
-            self.copy_rows(staging, names, rows)
-        else:
-            try:
-                with self.savepoint():
-                    self.copy_rows(staging, names, rows, types)
-            except (TypeError, ValueError, OverflowError):
-                self.copy_rows(staging, names, rows)
+        self.copy_rows(staging, names, rows, types)
         sets = ", ".join(f"{name} = s.{name}" for name in columns)
         # Each row looked up by the key's index: without statistics on the
         # staging table the planner may merge-join it with the whole index
@@ -539,20 +550,16 @@ class Table:
         if tx.backend != "postgres":
             tx.executemany(self.insert_sql + ignore, rows)
             return
-        # The fast path: a straight COPY, in binary where the rows are of the
-        # columns' types (in text if one is not after all). Keys are unique by
-        # design (the rated-usage job refuses duplicates), so a conflict is
-        # rare; it rolls back to the savepoint and takes the tolerant path.
-        for types in (self.copy_types, None) if self.copy_types else (None,):
-            try:
-                with tx.savepoint():
-                    tx.copy_rows(self.name, self.column_names, rows, types)
-                return
-            except tx.unique_violation:
-                break
-            except (TypeError, ValueError, OverflowError):
-                if types is None:
-                    raise
+        # The fast path: a straight COPY (in binary where the rows are of the
+        # columns' types). Keys are unique by design (the rated-usage job
+        # refuses duplicates), so a conflict is rare; it rolls back to the
+        # savepoint and takes the tolerant path.
+        try:
+            with tx.savepoint():
+                tx.copy_rows(self.name, self.column_names, rows, self.copy_types)
+            return
+        except tx.unique_violation:
+            pass
         staging = f"staging_{self.name}"
         tx.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
