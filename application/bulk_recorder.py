@@ -95,38 +95,69 @@ class BulkPostgresApplicationRecorder(PostgresApplicationRecorder):
         byte of the states is written as two hex digits by the server and read
         back by the client, which cost the usage views as much as decoding
         the events."""
-        where: list[Composable] = []
-        params: list[Any] = []
-        if start is not None:
-            after = ">=" if inclusive_of_start else ">"
-            where.append(SQL("notification_id" + after + "%s"))
-            params.append(start)
-        if stop is not None:
-            where.append(SQL("notification_id<=%s"))
-            params.append(stop)
-        if topics:
-            where.append(SQL("topic = ANY(%s)"))
-            params.append(list(topics))
-        statement = SQL("SELECT * FROM {schema}.{table}").format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
+        return select_notifications(
+            self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
         )
-        if where:
-            statement += SQL(" WHERE ") + SQL(" AND ").join(where)
-        statement += SQL(" ORDER BY notification_id LIMIT %s")
-        params.append(limit)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, params, prepare=True, binary=True)
-            return [
-                Notification(
-                    id=row["notification_id"],
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+
+
+def select_notifications(
+    recorder: PostgresApplicationRecorder,
+    start: int | None,
+    limit: int,
+    stop: int | None = None,
+    topics: Sequence[str] = (),
+    *,
+    inclusive_of_start: bool = True,
+) -> Sequence[Notification]:
+    """Notifications in order from ``start``, the states read in binary.
+
+    With topics, the rows are read in the order of the notification index
+    until ``limit`` are found. Left to itself, the planner guesses that a few
+    topics among many are rare (the more so before the table is analysed)
+    and instead reads every row from ``start`` on, then sorts them: the
+    workflow processor, behind by 30,000 notifications, took 8 to 15 ms a
+    call to find 500 (measured with pg_stat_statements; 1 ms in order)."""
+    where: list[Composable] = []
+    params: list[Any] = []
+    if start is not None:
+        after = ">=" if inclusive_of_start else ">"
+        where.append(SQL("notification_id" + after + "%s"))
+        params.append(start)
+    if stop is not None:
+        where.append(SQL("notification_id<=%s"))
+        params.append(stop)
+    if topics:
+        where.append(SQL("topic = ANY(%s)"))
+        params.append(list(topics))
+    statement = SQL("SELECT * FROM {schema}.{table}").format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+    )
+    if where:
+        statement += SQL(" WHERE ") + SQL(" AND ").join(where)
+    statement += SQL(" ORDER BY notification_id LIMIT %s")
+    params.append(limit)
+    with (
+        recorder.datastore.get_connection() as conn,
+        conn.transaction(),
+        conn.cursor() as curs,
+    ):
+        if topics:
+            curs.execute(
+                "SELECT set_config('enable_bitmapscan', 'off', true),"
+                " set_config('enable_seqscan', 'off', true)"
+            )
+        curs.execute(statement, params, prepare=True, binary=True)
+        return [
+            Notification(
+                id=row["notification_id"],
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            for row in curs.fetchall()
+        ]
 
 
 def compress_with_lz4(recorder: Any) -> None:

@@ -276,20 +276,28 @@ def _select_postgres(
         "table": Identifier(recorder.events_table_name),
         "kind": Identifier(datastore.originator_id_type),
     }
+    # Each id is looked up in the primary key by a subquery of its own (LIMIT
+    # and OFFSET keep the planner from merging it into a join). As a plain
+    # join, the planner expects a third of an aggregate's history after the
+    # version given (it is mostly nothing) and, for histories of a hundred
+    # events, reads the whole events table instead: measured, 6 ms a call at
+    # 49,000 events, growing with the store.
     if latest:
         statement = SQL(
-            "SELECT DISTINCT ON (originator_id) originator_id, originator_version,"
-            " topic, state FROM {schema}.{table}"
-            " WHERE originator_id = ANY(%s::{kind}[])"
-            " ORDER BY originator_id, originator_version DESC"
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+            " FROM unnest(%s::{kind}[]) AS w(id) CROSS JOIN LATERAL ("
+            " SELECT * FROM {schema}.{table} WHERE originator_id = w.id"
+            " ORDER BY originator_version DESC LIMIT 1) AS e"
         ).format(**names)
         params: list[Any] = [ids]
     else:
         statement = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state"
             " FROM unnest(%s::{kind}[], %s::bigint[]) AS w(id, v)"
-            " JOIN {schema}.{table} AS e"
-            " ON e.originator_id = w.id AND e.originator_version > w.v"
+            " CROSS JOIN LATERAL ("
+            " SELECT * FROM {schema}.{table}"
+            " WHERE originator_id = w.id AND originator_version > w.v"
+            " OFFSET 0) AS e"
         ).format(**names)
         params = [ids, [v for _, v in chunk]]
     with datastore.get_connection() as conn, conn.cursor() as cursor:

@@ -13,6 +13,7 @@ import functools
 import gc
 import hashlib
 import json
+import operator
 import sqlite3
 import threading
 import time
@@ -61,9 +62,11 @@ def utc_text(value: datetime | None) -> str | None:
     """
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)  # the domain records UTC; be lenient
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # the domain records UTC; be lenient
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def text(value: UUID | str | None) -> str | None:
@@ -574,7 +577,17 @@ class Table:
         tx.execute(f"TRUNCATE {staging}")
 
     def values(self, row: Row) -> tuple[Any, ...]:
-        return tuple(row[name] for name in self.column_names)
+        values: tuple[Any, ...] = self._values(row)
+        return values
+
+    @functools.cached_property
+    def _values(self) -> Any:
+        # One C call for a whole row: 0.43 µs against 1.5 for a generator
+        # (21 columns, measured), for each of ~10 view rows a workflow event.
+        if len(self.column_names) == 1:
+            name = self.column_names[0]
+            return lambda row: (row[name],)
+        return operator.itemgetter(*self.column_names)
 
     def write(
         self, tx: Transaction, rows: Sequence[Sequence[Any]], upsert: bool = True
