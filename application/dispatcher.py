@@ -224,8 +224,13 @@ class ActionDispatcher:
             )
         for row in self.queue.sent_before(now - self.recovery_grace, "communication"):
             owner = self.live.get(UUID(row["owner_id"]))
-            item = owner.actioned_items[row["item_id"]]
-            if item["status"] != SENT or self._being_written(item["item_id"]):
+            # (A finished item's event may be retired: the view was behind.)
+            item = owner.actioned_items.get(row["item_id"])
+            if (
+                item is None
+                or item["status"] != SENT
+                or self._being_written(item["item_id"])
+            ):
                 continue
             if self.channels.already_delivered(item["item_id"], item["channel"]):
                 outcome = _completion(item["item_id"], now, "found in the outbox")
@@ -442,8 +447,12 @@ class ActionDispatcher:
 
     def _answer(self, response: ProvisioningResponse, now: datetime) -> Outcome:
         def record(owner: Owner) -> None:
-            item = owner.actioned_items[response.item_id]
-            if item["status"] != SENT or item.get("request_id") != response.request_id:
+            item = owner.actioned_items.get(response.item_id)  # None: retired
+            if (
+                item is None
+                or item["status"] != SENT
+                or item.get("request_id") != response.request_id
+            ):
                 return  # a late answer to an attempt already given up on
             if response.outcome == "success":
                 owner.complete_item(item["item_id"], now, response.reason)
@@ -466,8 +475,8 @@ class ActionDispatcher:
 
     def _give_up(self, item_id: str, reason: str, now: datetime) -> Outcome:
         def record(owner: Owner) -> None:
-            item = owner.actioned_items[item_id]
-            if item["status"] == SENT:
+            item = owner.actioned_items.get(item_id)  # None: retired
+            if item is not None and item["status"] == SENT:
                 owner.fail_item(
                     item_id, reason, now, self.backoff.after(int(item["attempts"]), now)
                 )

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.workflow import WorkflowLog
+from domain.workflow import WorkflowLog, retire_all_finished
 
 
 class ActionNotApplicable(Exception):
@@ -21,7 +21,7 @@ ACCOUNT_HANDLERS = ("account_type_movement",)
 
 class Account(WorkflowLog, Aggregate):
     TOPIC = "monetise.account:Account"
-    class_version = 1
+    class_version = 2  # v2: finished workflow events retired
     LEVEL = "account"
 
     class Created(Aggregate.Created):
@@ -62,6 +62,13 @@ class Account(WorkflowLog, Aggregate):
         self.credit_status = "normal"
         self.workflow_events: dict[str, dict[str, Any]] = {}
         self.actioned_items: dict[str, dict[str, Any]] = {}
+        self.retired_workflow_events: dict[str, list[str]] = {}
+        self.retired_items: dict[str, list[str]] = {}
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Snapshots from before finished workflow events were retired."""
+        retire_all_finished(state)
 
     def fields(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.account import ActionNotApplicable
-from domain.workflow import WorkflowLog
+from domain.workflow import WorkflowLog, retire_all_finished
 
 PENDING, ACTIVE, SUSPENDED, DISCONNECTED = (
     "pending",
@@ -31,7 +31,7 @@ SUBSCRIPTION_HANDLERS = (
 
 class Subscription(WorkflowLog, Aggregate):
     TOPIC = "monetise.subscription:Subscription"
-    class_version = 2  # v2: charged_batches (prepaid usage)
+    class_version = 3  # v2: charged_batches (prepaid usage); v3: retired events
     LEVEL = "subscription"
 
     class Created(Aggregate.Created):
@@ -106,6 +106,11 @@ class Subscription(WorkflowLog, Aggregate):
         """Snapshots from before prepaid usage charging."""
         state["charged_batches"] = {}
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """Snapshots from before finished workflow events were retired."""
+        retire_all_finished(state)
+
     @event(Created)
     def __init__(
         self,
@@ -134,6 +139,8 @@ class Subscription(WorkflowLog, Aggregate):
         self.charged_batches: dict[str, int] = {}
         self.workflow_events: dict[str, dict[str, Any]] = {}
         self.actioned_items: dict[str, dict[str, Any]] = {}
+        self.retired_workflow_events: dict[str, list[str]] = {}
+        self.retired_items: dict[str, list[str]] = {}
 
     def fields(self) -> dict[str, Any]:
         return {

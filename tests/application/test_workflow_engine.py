@@ -276,3 +276,44 @@ def test_the_processor_outpaced_by_another_writer_catches_up_before_it_retries(
         assert event["status"] == "resolved"
         assert set(statuses(event)) == {"completed"}
     assert [i["kind"] for i in operator.event(first)["items"]].count("action") == 1
+
+
+def test_a_bulk_raise_that_keeps_colliding_is_saved_in_parts_and_loses_nothing(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes one subscription after every read of it with
+    others: the whole bulk can never be saved at once, so it goes in halves,
+    down to that subscription alone."""
+    lines = [operator.new_line() for _ in range(4)]
+    busy = lines[0].subscription_id
+    care = operator.care
+    reads = care.owners
+    interruptions: list[UUID] = []
+
+    def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        ids = set(owner_ids)
+        copies = reads(ids)
+        if busy in ids and len(ids) > 1:
+            interruptions.append(operator.raise_on(lines[0], "BFEA DUNB"))
+        return copies
+
+    monkeypatch.setattr(care, "owners", read_then_outpaced)
+    results = care.raise_workflow_events(
+        [
+            {
+                "owner_id": line.subscription_id,
+                "level": "subscription",
+                "event_type": "BFEA",
+                "event_code": "DBAR",
+            }
+            for line in lines
+        ],
+        actor="credit-control",
+    )
+    monkeypatch.undo()
+
+    assert len(interruptions) == 10  # 5 tries of all four, 5 of the first two
+    for line, raised in zip(lines, results, strict=True):
+        assert isinstance(raised, UUID)
+        event = care.owner(line.subscription_id).workflow_event(raised)
+        assert (event["event_code"], event["status"]) == ("DBAR", "open")

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from uuid import UUID
 
 import pytest
 
+import domain.workflow
 from api.cli import demo_catalogue
 from application.platform import Platform
 from application.settings import Settings
@@ -249,7 +251,20 @@ class Observer:
         return sorted(self.outbox.glob("*/*.json"))
 
     def owners(self) -> list[Any]:
-        return [self.platform.care.owner(owner_id) for owner_id in self.book.owners]
+        """Each account and subscription as its whole stream tells it.
+
+        The aggregates retire finished workflow events from their state; here
+        every event and item is kept, so that each one can be checked.
+        """
+        care = self.platform.care
+        owners = []
+        with mock.patch.object(domain.workflow, "retire_if_finished", _keep):
+            for owner_id in self.book.owners:
+                owner = None
+                for event in care.events.get(owner_id):
+                    owner = event.mutate(owner)
+                owners.append(owner)
+        return owners
 
     def messages_being_written(self) -> int:
         """Messages recorded as sent whose file is not in the outbox (yet)."""
@@ -300,6 +315,10 @@ class Observer:
 
     def report(self) -> str:
         return "where the kills landed:\n" + "\n".join(self.kills)
+
+
+def _keep(aggregate: Any, workflow_event_id: str) -> None:
+    """Retires nothing."""
 
 
 def wait_for(
