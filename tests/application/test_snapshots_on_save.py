@@ -4,27 +4,13 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
-import pytest
-
 from application.customer_care import CustomerCare
-from application.settings import Settings
 from domain.subscription import Subscription
-from tests.application.test_remembered_events import open_care
+from tests.application.test_remembered_events import cares  # noqa: F401 (a fixture)
 from tests.unit.test_workflow_events import AGENT, LATER, create_items, raise_event
-
-
-@pytest.fixture
-def cares(settings: Settings) -> Iterator[list[CustomerCare]]:
-    """Two processes' customer care over one database."""
-    opened = [open_care(settings), open_care(settings)]
-    yield opened
-    for care in opened:
-        care.catalogue.close()
-        care.close()
 
 
 def state(aggregate: Any) -> dict[str, Any]:
@@ -32,7 +18,7 @@ def state(aggregate: Any) -> dict[str, Any]:
 
 
 def test_a_snapshot_is_the_saved_copy_and_reads_back_as_the_events_do(
-    cares: list[CustomerCare],
+    cares: list[CustomerCare],  # noqa: F811 (the fixture imported above)
 ) -> None:
     writer, reader = cares
     subscription = Subscription(
