@@ -165,13 +165,25 @@ def up(
 
 
 @app.command()
-def worker(home: Home = None) -> None:
+def worker(
+    home: Home = None,
+    views: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the read models up to date here too; --no-views leaves "
+            "them to `monetise projections follow` in another process (on "
+            "PostgreSQL the two keep two cores busy)."
+        ),
+    ] = True,
+) -> None:
     """Run the background work alone: workflow processor, read models, dispatcher."""
     settings = _settings(home)
     platform = Platform(settings)
-    background = Worker(platform)
+    background = Worker(platform, views=views)
+    apart = "" if views else "; read models left to `projections follow`"
     typer.echo(
-        f"Worker running (database: {platform.database.backend}); Ctrl-C stops it."
+        f"Worker running (database: {platform.database.backend}{apart});"
+        " Ctrl-C stops it."
     )
     try:
         background.run()

@@ -1,4 +1,6 @@
-"""``monetise projections status|rebuild``: the read models and their positions.
+"""``monetise projections status|rebuild|follow``: the read models, their
+positions, rebuilding them, and keeping them up to date in a process of their
+own.
 
 Two facades hold the read models: the care views (``platform.views``, built
 from the customer-care events) and the usage views (``platform.usage_views``,
@@ -12,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -24,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from application.platform import Platform
 from application.settings import Settings
+from application.worker import ViewsFollower
 from projections.runner import ProjectionRunner, catch_up_together
 
 Home = Annotated[Path | None, typer.Option(help="MONETISE_HOME for this run")]
@@ -194,6 +197,20 @@ def _rebuild(facade: _Facade, runners: list[ProjectionRunner]) -> int:
                 continue
             bar.update(task, completed=last)
             return applied
+
+
+@projections_app.command("follow")
+def follow(home: Home = None) -> None:
+    """Keep every read model up to date until stopped, beside a
+    `monetise worker --no-views` that leaves them to this process."""
+    with _platform(home) as platform:
+        follower = ViewsFollower(platform)
+        typer.echo(
+            f"Following the read models (database: {platform.database.backend});"
+            " Ctrl-C stops it."
+        )
+        with suppress(KeyboardInterrupt):
+            follower.run()
 
 
 def register(app: typer.Typer) -> None:

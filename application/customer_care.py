@@ -58,6 +58,7 @@ from domain.subscription import ACTIVE, PAYMENT_TYPES, PENDING, Subscription
 from domain.workflow import (
     MAX_LINK_DEPTH,
     OPEN,
+    ActionedItemsCreated,
     ManualActionAdded,
     WorkflowEventRaised,
     WorkflowEventResolved,
@@ -658,13 +659,18 @@ class CustomerCare(ProcessApplication[UUID]):
     # --- the workflow processor ----------------------------------------------
 
     def process_pending(
-        self, limit: int = 500, live: LiveAggregates | None = None
+        self,
+        limit: int = 500,
+        live: LiveAggregates | None = None,
+        on_new_items: Callable[[list[tuple[UUID, str]]], object] | None = None,
     ) -> int:
         """Process up to ``limit`` new workflow notifications in one save.
 
         Returns how many were processed. New events and the tracking position
         commit together; a concurrent write to one of the aggregates makes the
-        whole batch start again from the stored position.
+        whole batch start again from the stored position. ``on_new_items``
+        is given the items created (and saved) that are due now, as (owner id,
+        item id): the dispatcher takes them without waiting for a read model.
         """
         for attempt in range(_RETRIES):
             unit = live or LiveAggregates(self)
@@ -696,6 +702,7 @@ class CustomerCare(ProcessApplication[UUID]):
             try:
                 for event in events:
                     self._process(event, touched[event.originator_id])
+                due_now = _due_now(touched.values(), self.clock.now())
                 self.save_changes(
                     touched.values(), Tracking(self.name, notifications[-1].id)
                 )
@@ -705,6 +712,8 @@ class CustomerCare(ProcessApplication[UUID]):
             except BaseException:
                 unit.forget(touched)  # half-changed copies must not be reused
                 raise
+            if on_new_items is not None and due_now:
+                on_new_items(due_now)
             return len(notifications)
         raise RuntimeError("workflow processor kept colliding with other writers")
 
@@ -1000,3 +1009,15 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
 ]
+
+
+def _due_now(owners: Iterable[Owner], now: datetime) -> list[tuple[UUID, str]]:
+    """The items that the owners' unsaved events create due by ``now``."""
+    return [
+        (owner.id, item["item_id"])
+        for owner in owners
+        for event in owner.pending_events
+        if isinstance(event, ActionedItemsCreated)
+        for item in event.items
+        if item["due_at"] <= now
+    ]

@@ -11,11 +11,22 @@ A large batch is written by a helper process while the worker goes on; a
 later round records the outcomes — only once every file is durable — in the
 same save as the items it runs. E-mails to an SMTP server, which are mostly
 waiting, go several at once.
+
+The workflow processor hands over the items it created that are due at once,
+so they need not wait for the queue read model. The queue read model is how
+the dispatcher finds everything else: items scheduled for later, retries, and
+items a stopped worker left. It is read every round when this process keeps
+the read models up to date; when another process does (``views_apart``), it
+is read twice a second, and the few views the dispatcher must not read stale
+(the directory, for message templates; the queue, for a network answer to an
+item it does not know) are caught up only when a lookup misses.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -32,11 +43,15 @@ from domain.account import ActionNotApplicable
 from domain.raising import INTERNAL_HANDLERS
 from domain.subscription import Subscription
 from domain.templates import TemplateError, choose_text, render
-from domain.workflow import ERROR, PENDING_STATES, SENT
+from domain.workflow import DEAD, ERROR, PENDING_STATES, SENT
 
 # How to record what happened to an item, applied to its (re)loaded owner.
 Outcome = Callable[[Owner], None]
 _RETRIES = 20
+# With the read models kept by another process: seconds between two reads of
+# the queue for items that were not handed over (scheduled, retries, left).
+QUEUE_READ_INTERVAL = 0.5
+_SENT_REMEMBERED = 100_000  # network items whose owners are remembered, at most
 log = logging.getLogger(__name__)
 _SMTP_SENDERS = 8  # e-mails sent at once: each mostly waits on its server
 # A batch of messages being written to the outbox: the future of the notes,
@@ -94,6 +109,7 @@ class ActionDispatcher:
         backoff: Backoff | None = None,
         network_timeout: timedelta = timedelta(minutes=10),
         recovery_grace: timedelta = timedelta(minutes=1),
+        catch_up_only: Callable[..., object] | None = None,
     ):
         self.care = care
         self._senders = ThreadPoolExecutor(
@@ -111,6 +127,24 @@ class ActionDispatcher:
         self.network_timeout = network_timeout
         # A message "sent" for longer than this was interrupted, not in flight.
         self.recovery_grace = recovery_grace
+        # Some views by name (``Views.catch_up_only``); all of them without it.
+        self.catch_up_only = catch_up_only or (lambda *names: catch_up())
+        # True when another process keeps the read models up to date
+        # (``monetise worker --no-views`` beside ``monetise projections follow``).
+        self.views_apart = False
+        self._new_items: list[tuple[UUID, str]] = []  # handed over, oldest first
+        self._next_queue_read = 0.0  # monotonic seconds
+        # Network items this process sent, by item id: their owners, so that
+        # an answer need not wait for the queue view (views apart).
+        self._sent_to_network: dict[str, UUID] = {}
+
+    def take_new_items(self, items: Iterable[tuple[UUID, str]]) -> None:
+        """Items the workflow processor just created (saved) that are due now,
+        as (owner id, item id): dispatched without waiting for the queue view.
+
+        Kept in memory only: if the worker stops first, the queue view has them.
+        """
+        self._new_items.extend(items)
 
     def dispatch_due(self, limit: int = 500) -> int:
         """Run the items due now, and record the messages written to the outbox
@@ -118,9 +152,8 @@ class ActionDispatcher:
 
         With nothing due, it waits for the messages still being written.
         """
-        self.catch_up()
         now = self.clock.now()
-        rows = self.queue.due(now, limit)
+        rows = self._due_rows(now, limit)
         written = self._written(wait_for_all=not rows)
         if not rows and not written:
             return 0
@@ -130,12 +163,18 @@ class ActionDispatcher:
             [*(UUID(row["owner_id"]) for row in rows), *(o for o, _ in written)]
         )
         owners = {str(owner_id): owner for owner_id, owner in copies.items()}
-        # The view says due; a working copy that disagrees may be behind an
-        # agent's change (a retry, say): read those owners afresh once.
+        # The view says due; a working copy that holds the item as dead or
+        # waiting for its retry may be behind an agent's retry: read those
+        # owners afresh once. (Any other item the copy does not hold as due
+        # is done, or the view is behind: the worker's own view lags by design
+        # when another process keeps it.)
         behind = {
             UUID(row["owner_id"])
             for row in rows
-            if not _due(owners[row["owner_id"]].actioned_items.get(row["item_id"]), now)
+            if (item := owners[row["owner_id"]].actioned_items.get(row["item_id"]))
+            is not None
+            and item["status"] in (DEAD, ERROR)
+            and not _due(item, now)
         }
         self.live.forget(behind)
         owners.update({str(i): o for i, o in self.live.get_many(behind).items()})
@@ -156,6 +195,33 @@ class ActionDispatcher:
             return len(written)
         self._hand_over(outgoing, now)
         return len(ready) + len(written)
+
+    def _due_rows(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """The items to look at this round: those handed over by the workflow
+        processor, then those the queue view holds as due (each item once)."""
+        rows = [
+            {"owner_id": str(owner_id), "item_id": item_id}
+            for owner_id, item_id in self._new_items[:limit]
+        ]
+        del self._new_items[:limit]
+        if self.views_apart:
+            # The view is behind by design here: read it only now and then.
+            if rows and time.monotonic() < self._next_queue_read:
+                return rows
+            self._next_queue_read = time.monotonic() + QUEUE_READ_INTERVAL
+        else:
+            self.catch_up()
+        taken = {row["item_id"] for row in rows}
+        rows += [r for r in self.queue.due(now, limit) if r["item_id"] not in taken]
+        return rows
+
+    def _remember_sent(self, item_id: str, owner_id: UUID) -> None:
+        known = self._sent_to_network
+        known[item_id] = owner_id
+        if len(known) > _SENT_REMEMBERED:
+            # Answers that never came: recovery finds those by the queue view.
+            for old in list(itertools.islice(known, len(known) // 2)):
+                del known[old]
 
     def finish_writing(self) -> int:
         """Wait for the messages still being written to the outbox and record
@@ -189,6 +255,8 @@ class ActionDispatcher:
                 request_id = f"{item['item_id']}:{owner.version + 1}"
                 owner.record_item_sent(item["item_id"], request_id, now)
                 outgoing.append((owner, item))
+                if item["handler"] == "network" and self.views_apart:
+                    self._remember_sent(item["item_id"], owner.id)
         return ready, outgoing, extras
 
     def collect_responses(self, limit: int = 500) -> int:
@@ -197,12 +265,22 @@ class ActionDispatcher:
         responses = self.network.responses(now, limit)
         if not responses:
             return 0
-        self.catch_up()
+        if not self.views_apart:
+            self.catch_up()
+        owners = {
+            r.item_id: self._sent_to_network.pop(r.item_id, None) for r in responses
+        }
+        if self.views_apart and any(o is None for o in owners.values()):
+            # Sent before this process started, or the answer came twice.
+            self.catch_up_only("actioned_items")
         outcomes: list[tuple[UUID, Outcome]] = []
         for response in responses:
-            found = self.queue.owner_of_item(response.item_id)
-            if found is not None:
-                outcomes.append((UUID(found[1]), self._answer(response, now)))
+            owner_id = owners[response.item_id]
+            if owner_id is None:
+                found = self.queue.owner_of_item(response.item_id)
+                owner_id = UUID(found[1]) if found is not None else None
+            if owner_id is not None:
+                outcomes.append((owner_id, self._answer(response, now)))
         self._record_outcomes(outcomes)
         self.network.acknowledge([r.request_id for r in responses])
         return len(responses)
@@ -214,7 +292,8 @@ class ActionDispatcher:
         up on (and tried again) only when its answer never came.
         """
         self.collect_responses()
-        self.catch_up()
+        if not self.views_apart:  # else items "sent" minutes ago: the view has them
+            self.catch_up()
         now = self.clock.now()
         outcomes: list[tuple[UUID, Outcome]] = []
         reason = f"no response from the network within {self.network_timeout}"
@@ -383,9 +462,15 @@ class ActionDispatcher:
             for o in found.values()
         }
         accounts = self.directory.accounts_by_id(account_ids)
-        customers = self.directory.customers_by_id(
-            a["customer_id"] for a in accounts.values()
-        )
+        if self.views_apart and not account_ids <= accounts.keys():
+            # Opened a moment ago: the other process has not shown it yet.
+            self.catch_up_only("accounts", "customers")
+            accounts = self.directory.accounts_by_id(account_ids)
+        customer_ids = {a["customer_id"] for a in accounts.values()}
+        customers = self.directory.customers_by_id(customer_ids)
+        if self.views_apart and not customer_ids <= customers.keys():
+            self.catch_up_only("customers")
+            customers = self.directory.customers_by_id(customer_ids)
         fields = {}
         for owner in found.values():
             account_id = str(

@@ -91,6 +91,7 @@ class Platform:
             backoff=Backoff(base=timedelta(seconds=self.settings.retry_base_seconds)),
             network_timeout=timedelta(seconds=self.settings.network_timeout_seconds),
             recovery_grace=timedelta(seconds=self.settings.recovery_grace_seconds),
+            catch_up_only=self.views.catch_up_only,
         )
 
     @cached_property
@@ -151,8 +152,9 @@ class Platform:
 
     def work(self, limit: int = 500) -> int:
         """One round of background work; returns how much was done."""
-        done = self.care.process_pending(limit, self.live)
-        done += self.dispatcher.dispatch_due(limit)
+        dispatcher = self.dispatcher
+        done = self.care.process_pending(limit, self.live, dispatcher.take_new_items)
+        done += dispatcher.dispatch_due(limit)
         done += self.dispatcher.collect_responses(limit)
         return done
 

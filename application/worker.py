@@ -14,11 +14,19 @@ RECOVERY_INTERVAL = 1.0  # seconds
 
 
 class Worker:
-    """Runs the platform's background work in a thread until stopped."""
+    """Runs the platform's background work in a thread until stopped.
 
-    def __init__(self, platform: Platform, idle_interval: float = 0.2):
+    ``views=False``: the read models are left to another process
+    (``ViewsFollower``), so that the workflow processor and the dispatcher
+    never wait for them; on two cores the two processes keep both busy.
+    """
+
+    def __init__(
+        self, platform: Platform, idle_interval: float = 0.2, *, views: bool = True
+    ):
         self.platform = platform
         self.idle_interval = idle_interval
+        self.views = views
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -48,6 +56,7 @@ class Worker:
     def run(self) -> None:
         """Work until stopped, settling interrupted items about once a second."""
         _fewer_young_collections()
+        self.platform.dispatcher.views_apart = not self.views
         next_recovery = 0.0
         while not self.stopping.is_set():
             try:
@@ -57,8 +66,9 @@ class Worker:
                     self.platform.dispatcher.recover()
                     next_recovery = time.monotonic() + RECOVERY_INTERVAL
                 done = self.platform.work()
-                self.platform.views.catch_up()
-                self.platform.usage_views.catch_up()
+                if self.views:
+                    self.platform.views.catch_up()
+                    self.platform.usage_views.catch_up()
             except Exception:
                 # One bad round must not stop every later one; it is logged
                 # with its traceback and tried again after a pause.
@@ -76,6 +86,33 @@ class Worker:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class ViewsFollower:
+    """Keeps every read model (care and usage) up to date until stopped: the
+    other half of a ``Worker`` run with ``views=False``."""
+
+    def __init__(self, platform: Platform, idle_interval: float = 0.05):
+        self.platform = platform
+        # Short: the worker's new items show in the views this much later.
+        self.idle_interval = idle_interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        _fewer_young_collections()
+        while not self.stopping.is_set():
+            try:
+                done = self.platform.views.catch_up()
+                done += self.platform.usage_views.catch_up()
+            except Exception:
+                log.exception("catching up the read models failed; trying again")
+                self.stopping.wait(1.0)
+                continue
+            if not done:
+                self.stopping.wait(self.idle_interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 YOUNG_COLLECTION_THRESHOLD = 20_000  # allocations between two young collections

@@ -1,21 +1,26 @@
 """Workflow events per second, end to end: raised → every actioned item completed.
 
     python benchmarks/workflow.py [--events 2000] [--backend sqlite|postgres|both]
-                                  [--cpu] [--profile DIR] [--rounds 1]
+                                  [--views apart|together] [--cpu]
+                                  [--profile DIR] [--rounds 1]
 
 Each workflow event is `BFEA DBAR` from the demo catalogue: one bar action
 (an internal handler) and, on resolve, one SMS written to the outbox. Events
 are raised in bulk (`raise_workflow_events`, 500 a save, as a credit-control
-run would) while a worker process runs the workflow processor, the read models
-and the dispatcher; the clock stops when the read model shows every event
-resolved with every item completed. A same-run baseline times the event store
-alone: saving the same number of events, 500 a save, with nothing else.
+run would) while the background processes work: with `--views apart` (the
+default) `monetise worker --no-views` runs the workflow processor and the
+dispatcher and `monetise projections follow` the read models; with
+`--views together` one `monetise worker` runs all three. The clock stops when
+the read model shows every event resolved with every item completed. A
+same-run baseline times the event store alone: saving the same number of
+events, 500 a save, with nothing else.
 
 PostgreSQL: `--database-url postgresql://…`, or a temporary server is started
 (as the tests do) when none is given.
 
 `--cpu` also reports the CPU time per workflow event of each process (this
-one, the worker with its helper, the PostgreSQL server): on a shared machine
+one, the worker with its helper, the read models' process when apart, the
+PostgreSQL server): on a shared machine
 it varies far less than the wall clock; and how the worker's loop spent the
 wall clock: running, waiting for a core, or blocked. `--profile DIR` runs
 the worker under cProfile and writes `DIR/worker-BACKEND.prof` (and this
@@ -64,7 +69,7 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 profile = cProfile.Profile(time.thread_time)
 try:
-    profile.runcall(app, ["worker"], standalone_mode=False)
+    profile.runcall(app, ["worker", *sys.argv[2:]], standalone_mode=False)
 except (KeyboardInterrupt, SystemExit):
     pass
 finally:
@@ -128,6 +133,7 @@ def run(
     cpu: dict[str, float] | None = None,
     profile: Path | None = None,
     done_before: int = 0,
+    views_apart: bool = True,
 ) -> float:
     """Seconds from the first raise to the last completion; with ``cpu``,
     CPU seconds by process are added to it. ``done_before``: workflow events
@@ -137,10 +143,22 @@ def run(
         env["MONETISE_DATABASE_URL"] = settings.database_url
     backend = "postgres" if settings.database_url else "sqlite"
     command = [sys.executable, "-m", "api.cli", "worker"]
+    follower = None
+    if views_apart:
+        command.append("--no-views")
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "projections", "follow"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert follower.stdout is not None and follower.stderr is not None
+        if b"Following the read models" not in follower.stdout.readline():
+            raise RuntimeError(follower.stderr.read().decode()[-2000:])
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
         output = profile / f"worker-{backend}.prof"
-        command = [sys.executable, "-c", PROFILED_WORKER, str(output)]
+        command = [sys.executable, "-c", PROFILED_WORKER, str(output), *command[4:]]
     worker = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -157,6 +175,7 @@ def run(
         time.process_time(),
         _tree_cpu(worker.pid),
         _tree_cpu(server) if server else 0.0,
+        _tree_cpu(follower.pid) if follower else 0.0,
     )
     before_loop = _schedstat(worker.pid)
     try:
@@ -197,8 +216,10 @@ def run(
                 resolved = views.workflow_events.counts().get("resolved", 0)
                 if resolved >= done_before + events:
                     break
-            if worker.poll() is not None:
-                raise RuntimeError(worker.stderr.read().decode()[-2000:])
+            for process in (worker, follower):
+                if process is not None and process.poll() is not None:
+                    assert process.stderr is not None
+                    raise RuntimeError(process.stderr.read().decode()[-2000:])
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not done after 600 s: {counts}, {resolved}")
             time.sleep(POLL_INTERVAL)
@@ -210,6 +231,8 @@ def run(
         if cpu is not None:
             cpu["benchmark"] = time.process_time() - before[0]
             cpu["worker"] = _tree_cpu(worker.pid) - before[1]
+            if follower is not None:
+                cpu["views"] = _tree_cpu(follower.pid) - before[3]
             if server:
                 cpu["postgres"] = _tree_cpu(server) - before[2]
             # The worker's loop: running, waiting for a core (other processes
@@ -223,8 +246,10 @@ def run(
             )
         return elapsed
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for process in (worker, follower):
+            if process is not None:
+                process.terminate()
+                process.wait(30)
         platform.close()
 
 
@@ -304,12 +329,20 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="measure again on the history left"
     )
+    parser.add_argument(
+        "--views",
+        choices=["apart", "together"],
+        default="apart",
+        help="read models in a process of their own, or in the worker's loop",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(
         f"{args.events} workflow events (BFEA DBAR/DUNB: bar + SMS each) on "
-        f"{args.subscriptions} subscriptions, {os.cpu_count()} cores"
+        f"{args.subscriptions} subscriptions, {os.cpu_count()} cores, "
+        f"read models {args.views}"
     )
+    apart = args.views == "apart"
     for backend in backends:
         with (
             tempfile.TemporaryDirectory() as home,
@@ -318,7 +351,14 @@ def main() -> None:
             settings = settings_for(backend, Path(home), url)
             subscriptions = prepare(settings, args.subscriptions)
             cpu: dict[str, float] = {}
-            elapsed = run(settings, subscriptions, args.events, cpu, args.profile)
+            elapsed = run(
+                settings,
+                subscriptions,
+                args.events,
+                cpu,
+                args.profile,
+                views_apart=apart,
+            )
             later = []
             for n in range(1, args.rounds):
                 used: dict[str, float] = {}
@@ -328,6 +368,7 @@ def main() -> None:
                     args.events,
                     used if args.cpu else None,
                     done_before=n * args.events,
+                    views_apart=apart,
                 )
                 later.append((seconds, used))
             store = baseline(settings, args.events)

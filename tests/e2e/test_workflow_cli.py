@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from application.platform import Platform
 from application.settings import Settings
 from tests.e2e.test_command_line import DEMO, environment, monetise
 
@@ -34,10 +35,10 @@ def shown(settings: Settings, *args: str) -> Any:
 
 
 @contextmanager
-def worker(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+def worker(settings: Settings, *arguments: str) -> Iterator[subprocess.Popen[str]]:
     """``monetise worker`` running until the block ends, then stopped by Ctrl-C."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "worker"],
+        [sys.executable, "-m", "api.cli", *(arguments or ("worker",))],
         env=environment(settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -216,6 +217,50 @@ def test_an_operator_adds_a_top_up_and_cancels_the_scheduled_one(
     assert item_statuses(event) == {"TOP10": "completed", "TOP10L": "cancelled"}
     subscription = shown(demo_settings, "subscriptions", "show", subscription_id)
     assert subscription["prepaid_balance"] == "10.00"
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_without_the_read_models_beside_a_follower_keeps_them_current(
+    demo_settings: Settings,
+) -> None:
+    # Given a line, and a data bar then its removal raised on it
+    line = new_line(demo_settings)
+    subscription_id = line["subscription_id"]
+    raised = [
+        ok(monetise(demo_settings, "events", "raise", subscription_id, *code))
+        for code in (("BFEA", "DBAR"), ("BFEA", "DUNB"))
+    ]
+
+    # When `monetise worker --no-views` and `monetise projections follow` run
+    platform = Platform(demo_settings)
+    try:
+        with (
+            worker(demo_settings, "worker", "--no-views") as process,
+            worker(demo_settings, "projections", "follow") as follower,
+        ):
+            # Then the views show both events done, caught up by the follower
+            # alone (this process only reads them; the worker leaves them).
+            deadline = time.monotonic() + WAIT_SECONDS
+            shown_events: list[Any] = []
+            while time.monotonic() < deadline:
+                for running in (process, follower):
+                    assert running.poll() is None, running.stdout.read()  # type: ignore[union-attr]
+                shown_events = [
+                    platform.views.workflow_events.get(event_id) for event_id in raised
+                ]
+                if all(e and e["status"] == "resolved" for e in shown_events):
+                    break
+                time.sleep(0.2)
+            subscription = platform.views.subscriptions.get(subscription_id)
+    finally:
+        platform.close()
+
+    assert [e["status"] if e else None for e in shown_events] == ["resolved"] * 2
+    assert [
+        item["status"] for event in shown_events if event for item in event["items"]
+    ] == ["completed"] * 4  # each event's bar action and its SMS
+    assert subscription is not None and subscription["bars"] == []
+    assert (process.returncode, follower.returncode) == (0, 0)
 
 
 def test_a_refused_raise_exits_2_with_the_reason_and_records_nothing(
