@@ -687,7 +687,8 @@ class CustomerCare(ProcessApplication[UUID]):
             # Every copy must already hold every event of the batch (several
             # may concern one subscription) before the first one is processed.
             try:
-                touched = unit.at_least_many(newest)
+                # The batch's own events (an agent's raise, say) need no query.
+                touched = unit.at_least_many(newest, events)
                 if attempt:
                     # Collided: another writer (a bulk raise, say) is ahead on
                     # these owners. Reading them afresh took a while, so they

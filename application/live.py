@@ -78,12 +78,18 @@ class LiveAggregates:
             }
         )
 
-    def at_least_many(self, versions: Mapping[UUID, int]) -> dict[UUID, Owner]:
+    def at_least_many(
+        self, versions: Mapping[UUID, int], known: Sequence[Any] = ()
+    ) -> dict[UUID, Owner]:
         """Copies holding at least the given versions, brought up to date together.
 
-        A copy that is behind takes the events it misses from one query for
-        all of them; owners not held yet are read from the store in one go too.
+        ``known``: stored events in hand (the notifications being processed,
+        say), in the order of the log: a copy they continue takes them without
+        a query. A copy still behind takes the events it misses from one query
+        for all of them; owners not held yet are read from the store in one go.
         """
+        if known:
+            self._continue_with(known)
         behind = {
             owner_id: copy.version
             for owner_id, version in versions.items()
@@ -119,6 +125,21 @@ class LiveAggregates:
         while len(self._copies) > self.maxsize:
             self._copies.popitem(last=False)
         return owners
+
+    def _continue_with(self, events: Sequence[Any]) -> None:
+        """Apply each event to the copy it directly continues (the copy's
+        version is the one before); others are left to the store's reading."""
+        copies = self._copies
+        changed = set()
+        try:
+            for event in events:
+                copy = copies.get(event.originator_id)
+                if copy is not None and copy.version == event.originator_version - 1:
+                    changed.add(event.originator_id)
+                    event.mutate(copy)
+        except BaseException:
+            self.forget(changed)  # half fast-forwarded copies must not be kept
+            raise
 
     def save(self, aggregates: Iterable[Any]) -> bool:
         """Save changed aggregates at once; on a conflict forget them all."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import pytest
 
+import application.live
 from application.customer_care import Conflict, Owner
 from application.network import SimulatorRule
 from application.platform import Platform
@@ -249,8 +251,10 @@ def test_the_processor_outpaced_by_another_writer_catches_up_before_it_retries(
     others: list[UUID] = []
     checking: list[bool] = []
 
-    def read_then_outpaced(versions: Mapping[UUID, int]) -> dict[UUID, Owner]:
-        copies = reads(versions)
+    def read_then_outpaced(
+        versions: Mapping[UUID, int], known: Sequence[Any] = ()
+    ) -> dict[UUID, Owner]:
+        copies = reads(versions, known)
         if not checking and len(others) < 5:
             # Another writer saves after each read of the owners.
             others.append(operator.raise_on(line, "BFEA DUNB"))
@@ -276,6 +280,48 @@ def test_the_processor_outpaced_by_another_writer_catches_up_before_it_retries(
         assert event["status"] == "resolved"
         assert set(statuses(event)) == {"completed"}
     assert [i["kind"] for i in operator.event(first)["items"]].count("action") == 1
+
+
+def test_the_processor_continues_its_copies_with_the_events_it_processes(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events of the processor's batch bring its working copies up to
+    date without a query; the store is read only when something else
+    happened to a subscription in between (an agent's cancellation, say)."""
+    line = operator.new_line(payment_type="prepaid")
+    top_up = operator.raise_on(line, "TOPU SCHD")  # an item due in three days
+    operator.settle()
+    live = operator.platform.live
+    read_for: list[set[UUID]] = []
+    reads = application.live.events_after
+
+    def events_after(app: Any, versions: Mapping[UUID, int]) -> Any:
+        read_for.append(set(versions))
+        return reads(app, versions)
+
+    monkeypatch.setattr(application.live, "events_after", events_after)
+
+    barred = operator.raise_on(line, "BFEA DBAR")
+    assert operator.care.process_pending(500, live) == 1
+    continued = [ids for ids in read_for if line.subscription_id in ids]
+    [scheduled] = operator.event(top_up)["items"]
+    operator.care.cancel_item(
+        owner_id=line.subscription_id, item_id=scheduled["item_id"], actor="agent-1"
+    )
+    operator.clock.advance(timedelta(seconds=1))  # the bar is due first
+    unbarred = operator.raise_on(line, "BFEA DUNB")
+    read_for.clear()
+    assert operator.care.process_pending(500, live) >= 1
+    behind = [ids for ids in read_for if line.subscription_id in ids]
+    monkeypatch.undo()
+    operator.settle()
+
+    assert continued == []
+    assert len(behind) == 1
+    for workflow_event in (top_up, barred, unbarred):
+        assert operator.event(workflow_event)["status"] == "resolved"
+    assert statuses(operator.event(top_up)) == ["cancelled"]
+    assert operator.subscription(line)["bars"] == []
 
 
 def test_a_bulk_raise_that_keeps_colliding_is_saved_in_parts_and_loses_nothing(
