@@ -8,13 +8,14 @@ read stale; "the other process" is a second platform on the same database.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
 import pytest
 
+from application.customer_care import Owner
 from application.network import SimulatorRule
 from application.platform import Platform
 from tests.application.workflow_fixtures import Line, Operator
@@ -165,3 +166,55 @@ def test_a_network_answer_to_an_item_sent_before_a_restart_is_recorded(
     event = follower.views.workflow_events.get(str(port_in))
     assert event is not None
     assert [(i["status"], i["attempts"]) for i in event["items"]] == [("completed", 1)]
+
+
+def test_items_handed_over_are_taken_again_after_a_collision(
+    operator: Operator, follower: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer saves to the subscription between the dispatcher's read
+    and its save: nothing is sent, and the next round takes the items again
+    (handed over again: nobody has caught up the queue view)."""
+    lines = [operator.new_line() for _ in range(3)]
+    barred = [operator.raise_on(line, "BFEA DBAR") for line in lines]
+    platform = operator.platform
+    platform.dispatcher.views_apart = True
+    live = platform.live
+    reads = live.current
+    notes: list[UUID] = []
+
+    def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        copies = reads(owner_ids)
+        if not notes:  # an agent's raise lands just after the first read
+            notes.append(
+                follower.care.raise_workflow_event(
+                    owner_id=lines[0].subscription_id,
+                    level="subscription",
+                    event_type="BFEA",
+                    event_code="DUNB",
+                    note="",
+                    manual_actions=(),
+                    actor="agent-2",
+                )
+            )
+        return copies
+
+    assert platform.care.process_pending(500, live, platform.dispatcher.take_new_items)
+    monkeypatch.setattr(live, "current", read_then_outpaced)
+    collided = platform.dispatcher.dispatch_due()
+    after_collision = [
+        workflow_status(operator, line, event)
+        for line, event in zip(lines, barred, strict=True)
+    ]
+    taken = platform.dispatcher.dispatch_due()
+    monkeypatch.undo()
+    work_apart(operator)
+
+    assert (collided, taken) == (3, 3)
+    assert after_collision == ["open"] * 3
+    for line, event in zip(lines, barred, strict=True):
+        assert workflow_status(operator, line, event) == "resolved"
+    follower.views.catch_up()
+    assert [
+        follower.views.workflow_events.get(str(e))["status"]  # type: ignore[index]
+        for e in (*barred, *notes)
+    ] == ["resolved"] * 4
