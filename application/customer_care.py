@@ -205,6 +205,11 @@ class CustomerCare(ProcessApplication[UUID]):
         for aggregate in aggregates:
             processing.events += aggregate.collect_events()
             processing.aggregates[aggregate.id] = aggregate
+        self.save_processing(processing)
+
+    def save_processing(self, processing: ProcessingEvent[UUID]) -> None:
+        """Save events already collected from their aggregates (which are in
+        ``processing.aggregates``, as they are after those events)."""
         recordings = self._record(processing)
         self._take_snapshots(processing)
         self._notify(recordings)

@@ -188,15 +188,31 @@ class ActionDispatcher:
             self.live.forget(UUID(owner_id) for owner_id in owners)
             raise
         # Sent is durable before anything leaves: at most once per attempt.
-        if not self.live.save([*owners.values(), *extras]):
-            # Nothing of this round has left; the messages written have, and
-            # are recorded on owners read afresh. The items are taken again
-            # next round, first.
-            self._new_items[:0] = [(UUID(r["owner_id"]), r["item_id"]) for r in rows]
-            self._record_outcomes(written)
-            return len(rows) + len(written)  # not idle: the next round is due now
+        unsaved = self._save(owners.values(), extras)
+        if unsaved:
+            # Nothing of these owners' items has left, and they are taken
+            # again next round, first; the messages written have left, and
+            # are recorded on the owners read afresh.
+            self._new_items[:0] = [
+                (owner_id, row["item_id"])
+                for row in rows
+                if (owner_id := UUID(row["owner_id"])) in unsaved
+            ]
+            self._record_outcomes([w for w in written if w[0] in unsaved])
+            outgoing = [(o, item) for o, item in outgoing if o.id not in unsaved]
         self._hand_over(outgoing, now)
         return len(ready) + len(written)
+
+    def _save(self, owners: Iterable[Owner], extras: list[Any]) -> set[UUID]:
+        """Save the round's changes; returns the owners not saved (another
+        writer changed them first), read afresh next time."""
+        owners = list(owners)
+        if extras:
+            # A disconnection releases its number in the same save: all or none.
+            if self.live.save([*owners, *extras]):
+                return set()
+            return {owner.id for owner in owners}
+        return self.live.save_each(owners)
 
     def _due_rows(self, now: datetime, limit: int) -> list[dict[str, Any]]:
         """The items to look at this round: those handed over by the workflow
@@ -396,8 +412,15 @@ class ActionDispatcher:
         # The owners were saved a moment ago: record on them, reload on conflict.
         for owner, outcome in outcomes:
             outcome(owner)
-        if not self.live.save(owner for owner, _ in outcomes):
-            self._record_outcomes([(owner.id, outcome) for owner, outcome in outcomes])
+        unsaved = self.live.save_each(owner for owner, _ in outcomes)
+        if unsaved:
+            self._record_outcomes(
+                [
+                    (owner.id, outcome)
+                    for owner, outcome in outcomes
+                    if owner.id in unsaved
+                ]
+            )
 
     def _deliver(self, message: Message, attempts: int, now: datetime) -> Outcome:
         """Send an e-mail by SMTP; returns how to record what happened."""
@@ -586,8 +609,10 @@ class ActionDispatcher:
             owners = self.live.current(owner_id for owner_id, _ in outcomes)
             for owner_id, outcome in outcomes:
                 outcome(owners[owner_id])
-            if self.live.save(owners.values()):
-                return
+            unsaved = self.live.save_each(owners.values())
+            outcomes = [(i, outcome) for i, outcome in outcomes if i in unsaved]
+        if not outcomes:
+            return
         raise RuntimeError("could not record outcomes: too many conflicting writes")
 
 

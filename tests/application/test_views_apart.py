@@ -8,7 +8,7 @@ read stale; "the other process" is a second platform on the same database.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -168,26 +168,26 @@ def test_a_network_answer_to_an_item_sent_before_a_restart_is_recorded(
     assert [(i["status"], i["attempts"]) for i in event["items"]] == [("completed", 1)]
 
 
-def test_items_handed_over_are_taken_again_after_a_collision(
-    operator: Operator, follower: Platform, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another writer saves to the subscription between the dispatcher's read
-    and its save: nothing is sent, and the next round takes the items again
-    (handed over again: nobody has caught up the queue view)."""
-    lines = [operator.new_line() for _ in range(3)]
-    barred = [operator.raise_on(line, "BFEA DBAR") for line in lines]
-    platform = operator.platform
+def take_new_items(platform: Platform) -> Callable[[list[tuple[UUID, str]]], None]:
     platform.dispatcher.views_apart = True
+    return platform.dispatcher.take_new_items
+
+
+def outpaced_once(
+    monkeypatch: pytest.MonkeyPatch, platform: Platform, other: Platform, line: Line
+) -> list[UUID]:
+    """An agent's raise on ``line`` (by the other process) lands just after
+    the worker's next read of its working copies; returns its id, once raised."""
     live = platform.live
     reads = live.current
-    notes: list[UUID] = []
+    raised: list[UUID] = []
 
     def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
         copies = reads(owner_ids)
-        if not notes:  # an agent's raise lands just after the first read
-            notes.append(
-                follower.care.raise_workflow_event(
-                    owner_id=lines[0].subscription_id,
+        if not raised:
+            raised.append(
+                other.care.raise_workflow_event(
+                    owner_id=line.subscription_id,
                     level="subscription",
                     event_type="BFEA",
                     event_code="DUNB",
@@ -198,8 +198,22 @@ def test_items_handed_over_are_taken_again_after_a_collision(
             )
         return copies
 
-    assert platform.care.process_pending(500, live, platform.dispatcher.take_new_items)
     monkeypatch.setattr(live, "current", read_then_outpaced)
+    return raised
+
+
+def test_a_collision_sends_back_only_the_items_of_the_subscription_changed(
+    operator: Operator, follower: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer saves to one subscription between the dispatcher's read
+    and its save: the other subscriptions' items are done, and that one's
+    item is taken again next round (handed over again: nobody has caught up
+    the queue view)."""
+    lines = [operator.new_line() for _ in range(3)]
+    barred = [operator.raise_on(line, "BFEA DBAR") for line in lines]
+    platform = operator.platform
+    assert platform.care.process_pending(500, platform.live, take_new_items(platform))
+    notes = outpaced_once(monkeypatch, platform, follower, lines[0])
     collided = platform.dispatcher.dispatch_due()
     after_collision = [
         workflow_status(operator, line, event)
@@ -209,8 +223,8 @@ def test_items_handed_over_are_taken_again_after_a_collision(
     monkeypatch.undo()
     work_apart(operator)
 
-    assert (collided, taken) == (3, 3)
-    assert after_collision == ["open"] * 3
+    assert (collided, taken) == (3, 1)
+    assert after_collision == ["open", "resolved", "resolved"]
     for line, event in zip(lines, barred, strict=True):
         assert workflow_status(operator, line, event) == "resolved"
     follower.views.catch_up()
@@ -218,3 +232,30 @@ def test_items_handed_over_are_taken_again_after_a_collision(
         follower.views.workflow_events.get(str(e))["status"]  # type: ignore[index]
         for e in (*barred, *notes)
     ] == ["resolved"] * 4
+
+
+def test_a_network_request_leaves_once_and_only_once_its_sending_is_saved(
+    operator: Operator, follower: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [operator.new_line() for _ in range(3)]
+    port_ins = [operator.raise_on(line, "CONN PORT") for line in lines]
+    platform = operator.platform
+    network = platform.network
+    assert platform.care.process_pending(500, platform.live, take_new_items(platform))
+    outpaced_once(monkeypatch, platform, follower, lines[0])
+    platform.dispatcher.dispatch_due()
+    submitted_in_the_collision = network.submission_counts()
+    monkeypatch.undo()
+    work_apart(operator)
+
+    # The colliding line's request did not leave with the others...
+    follower.views.catch_up()
+    colliding = follower.views.workflow_events.get(str(port_ins[0]))
+    assert colliding is not None
+    [item] = colliding["items"]
+    assert sorted(submitted_in_the_collision.values()) == [1, 1]
+    assert not [r for r in submitted_in_the_collision if item["item_id"] in r]
+    # ...and each left once in the end, every port-in done.
+    assert sorted(network.submission_counts().values()) == [1, 1, 1]
+    for line, event in zip(lines, port_ins, strict=True):
+        assert workflow_status(operator, line, event) == "resolved"
