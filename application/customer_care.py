@@ -75,6 +75,7 @@ ACCOUNT_TYPE = re.compile(r"[A-Z0-9]{3,4}")
 LANGUAGE = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
 _RETRIES = 20
 _BULK_RETRIES = 5  # then in halves (raise_workflow_events)
+_SAVE_TRIES = 3  # saves of the rest after a collision (save_each)
 PROCESSED_TOPICS = [
     get_topic(cls)
     for cls in (WorkflowEventRaised, ManualActionAdded, WorkflowEventResolved)
@@ -206,6 +207,40 @@ class CustomerCare(ProcessApplication[UUID]):
             processing.events += aggregate.collect_events()
             processing.aggregates[aggregate.id] = aggregate
         self.save_processing(processing)
+
+    def save_each(self, aggregates: Iterable[Any]) -> set[UUID]:
+        """Save the pending events of ``aggregates`` at once, except those of
+        aggregates another writer changed since they were read: returns the
+        ids of those, whose events are dropped (their copies are stale).
+
+        For aggregates whose changes stand alone. A save that fails is not the
+        end of the others: those found behind the store are left out and the
+        rest saved again (a bulk raise collides with one or two of the
+        hundreds the worker saves at once, and reading them all afresh cost
+        more than the work).
+        """
+        changed = {a.id: a for a in aggregates if a.pending_events}
+        events = {owner_id: a.collect_events() for owner_id, a in changed.items()}
+        left_out: set[UUID] = set()
+        for _ in range(_SAVE_TRIES):
+            todo = [owner_id for owner_id in events if owner_id not in left_out]
+            if not todo:
+                return left_out
+            processing = ProcessingEvent[UUID]()
+            for owner_id in todo:
+                processing.events += events[owner_id]
+                processing.aggregates[owner_id] = changed[owner_id]
+            try:
+                self.save_processing(processing)
+            except IntegrityError:
+                # Nothing was saved: events after the first one's version
+                # are another writer's.
+                read = {i: events[i][0].originator_version - 1 for i in todo}
+                behind = set(events_after(self, read))
+                left_out |= behind or set(todo)  # none found: give all up
+            else:
+                return left_out
+        return set(events)
 
     def save_processing(self, processing: ProcessingEvent[UUID]) -> None:
         """Save events already collected from their aggregates (which are in
@@ -575,7 +610,21 @@ class CustomerCare(ProcessApplication[UUID]):
                 depth=0,
             )
             results.append(workflow_event_id)
-        self.save(*owners.values())
+        left_out = self.save_each(owners.values())
+        if left_out and left_out == owners.keys():
+            raise IntegrityError("every owner was changed by another writer")
+        if left_out:
+            # Raised afresh on those owners as they are now (refusals too).
+            again = [
+                k
+                for k, request in enumerate(requests)
+                if UUID(str(request["owner_id"])) in left_out
+            ]
+            redone = self.raise_workflow_events(
+                [requests[k] for k in again], actor=actor, source=source
+            )
+            for k, result in zip(again, redone, strict=True):
+                results[k] = result
         return results
 
     def add_manual_action(

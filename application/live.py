@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 # Aggregates per query: well inside SQLite's and PostgreSQL's parameter limits.
 _CHUNK = 400
-_SAVE_TRIES = 3  # saves of the rest after a collision, before giving all up
 
 
 class LiveAggregates:
@@ -156,36 +155,9 @@ class LiveAggregates:
 
     def save_each(self, aggregates: Iterable[Any]) -> set[UUID]:
         """Save changed aggregates at once, except those another writer changed
-        since they were read: returns the ids of those (forgotten, not saved).
-
-        For aggregates whose changes stand alone. A save that fails is not
-        the end of the others: those found behind the store are left out and
-        the rest saved again (a bulk raise elsewhere collides with one or two
-        of hundreds, and reading them all afresh cost more than the work).
-        """
-        changed = {a.id: a for a in aggregates if a.pending_events}
-        events = {owner_id: a.collect_events() for owner_id, a in changed.items()}
-        left_out: set[UUID] = set()
-        for _ in range(_SAVE_TRIES):
-            todo = [owner_id for owner_id in events if owner_id not in left_out]
-            if not todo:
-                break
-            processing = ProcessingEvent[UUID]()
-            for owner_id in todo:
-                processing.events += events[owner_id]
-                processing.aggregates[owner_id] = changed[owner_id]
-            try:
-                self.care.save_processing(processing)
-            except IntegrityError:
-                # Nothing was saved: events after the first one's version
-                # are another writer's.
-                read = {i: events[i][0].originator_version - 1 for i in todo}
-                behind = set(events_after(self.care, read))
-                left_out |= behind or set(todo)  # none found: give all up
-            else:
-                break
-        else:
-            left_out = set(events)
+        since they were read (``CustomerCare.save_each``): returns the ids of
+        those, which are forgotten."""
+        left_out = self.care.save_each(aggregates)
         self.forget(left_out)
         return left_out
 
