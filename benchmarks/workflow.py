@@ -344,6 +344,7 @@ def main() -> None:
     )
     apart = args.views == "apart"
     for backend in backends:
+        before_gauge = gauge()
         with (
             tempfile.TemporaryDirectory() as home,
             database_url(backend, args.database_url) as url,
@@ -377,6 +378,10 @@ def main() -> None:
             f"{backend:9} end to end: {rate:8.0f} workflow events/s ({elapsed:.2f} s)"
         )
         print(
+            f"{'':9} machine gauge: {before_gauge:.0f} ms before, {gauge():.0f} ms"
+            " after (a fixed loop; lower is faster)"
+        )
+        print(
             f"{'':9} baseline:   {args.events * 8 / store:8.0f} bare events/s "
             f"saved 500 a save; the workflow stores ~8 events per workflow event "
             f"and a read-model row for each"
@@ -392,6 +397,17 @@ def main() -> None:
             if used:
                 split = cpu_split(used, args.events)
                 print(f"{'':9}   CPU ms per workflow event: {split}")
+
+
+def gauge() -> float:
+    """CPU milliseconds of a fixed piece of pure Python: this machine's speed
+    at the moment (a shared VM's varies by half from minute to minute), to
+    compare runs by."""
+    started = time.process_time()
+    total = 0
+    for n in range(1_000_000):
+        total += n * n
+    return (time.process_time() - started) * 1000
 
 
 def cpu_split(cpu: dict[str, float], events: int) -> str:
