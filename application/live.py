@@ -193,6 +193,10 @@ class RememberingMapper(Mapper[UUID]):
         self._known: dict[tuple[Any, int, str], Any] = {}
         self._trimming = threading.Lock()  # several threads may read at once
 
+    def remembered(self, key: tuple[Any, int, str]) -> Any:
+        """The event of (originator id, version, topic) if remembered, else None."""
+        return self._known.get(key)
+
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         key = (
             stored_event.originator_id,
@@ -246,12 +250,48 @@ def events_after(
     Aggregates with no newer events are left out.
     """
     found: dict[UUID, list[Any]] = {}
-    for stored in _select(app.recorder, versions):
-        event = app.mapper.to_domain_event(stored)
+    for event in _events_after(app, versions):
         found.setdefault(event.originator_id, []).append(event)
     for events in found.values():
         events.sort(key=lambda event: event.originator_version)
     return found
+
+
+def _events_after(app: Application[UUID], versions: Mapping[UUID, int]) -> list[Any]:
+    """The domain events after the given versions, in no particular order.
+
+    On PostgreSQL, with events remembered, the keys are read first and the
+    stored states only of events not remembered: reading a few hundred
+    subscriptions afresh after a collision, whose events this process had
+    mostly saved or read already, took a third of the worker's time, half of
+    it moving states it did not need (measured: 38,800 events of 400
+    subscriptions, 330-350 ms with their states, 125-195 ms without).
+    """
+    mapper, recorder = app.mapper, app.recorder
+    if not isinstance(mapper, RememberingMapper) or isinstance(
+        recorder, SQLiteAggregateRecorder
+    ):
+        return [
+            mapper.to_domain_event(stored) for stored in _select(recorder, versions)
+        ]
+    items = list(versions.items())
+    events: list[Any] = []
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        keys = _select_postgres_keys(recorder, chunk)
+        known = [mapper.remembered(key) for key in keys]
+        unknown = [(k[0], k[1]) for k, e in zip(keys, known, strict=True) if e is None]
+        if len(unknown) * 2 > len(keys):
+            # Mostly new to this process (it has just started): one lookup
+            # of each event would cost more than reading them all again.
+            stored = _select_postgres(recorder, chunk, latest=False)
+            events += [mapper.to_domain_event(s) for s in stored]
+            continue
+        events += [event for event in known if event is not None]
+        if unknown:
+            stored = _select_postgres(recorder, unknown, latest=False, exact=True)
+            events += [mapper.to_domain_event(s) for s in stored]
+    return events
 
 
 def load_many(app: Application[UUID], aggregate_ids: Iterable[UUID]) -> dict[UUID, Any]:
@@ -289,9 +329,45 @@ def _select(
     return stored
 
 
+def _select_postgres_keys(
+    recorder: Any, chunk: Sequence[tuple[UUID, int]]
+) -> list[tuple[UUID, int, str]]:
+    """(originator id, version, topic) of the events after a version each."""
+    from psycopg.rows import tuple_row
+    from psycopg.sql import SQL, Identifier
+
+    datastore = recorder.datastore
+    uuids = datastore.originator_id_type == "uuid"
+    statement = SQL(
+        "SELECT e.originator_id, e.originator_version, e.topic"
+        " FROM unnest(%s::{kind}[], %s::bigint[]) AS w(id, v) CROSS JOIN LATERAL ("
+        " SELECT originator_id, originator_version, topic FROM {schema}.{table}"
+        " WHERE originator_id = w.id AND originator_version > w.v OFFSET 0) AS e"
+    ).format(
+        schema=Identifier(datastore.schema),
+        table=Identifier(recorder.events_table_name),
+        kind=Identifier(datastore.originator_id_type),
+    )
+    params = [[i if uuids else str(i) for i, _ in chunk], [v for _, v in chunk]]
+    with (
+        datastore.get_connection() as conn,
+        conn.cursor(row_factory=tuple_row) as cursor,
+    ):
+        cursor.execute(statement, params, prepare=True)
+        rows: list[tuple[Any, int, str]] = cursor.fetchall()
+    if uuids:
+        return rows
+    return [(UUID(str(i)), v, topic) for i, v, topic in rows]
+
+
 def _select_postgres(
-    recorder: Any, chunk: Sequence[tuple[UUID, int]], latest: bool
+    recorder: Any,
+    chunk: Sequence[tuple[UUID, int]],
+    latest: bool,
+    exact: bool = False,
 ) -> list[StoredEvent]:
+    """Stored events after a version each (at exactly that version with
+    ``exact``), or the latest of each (``latest``)."""
     from eventsourcing.postgres import PostgresAggregateRecorder
     from psycopg.sql import SQL, Identifier
 
@@ -325,9 +401,9 @@ def _select_postgres(
             " FROM unnest(%s::{kind}[], %s::bigint[]) AS w(id, v)"
             " CROSS JOIN LATERAL ("
             " SELECT * FROM {schema}.{table}"
-            " WHERE originator_id = w.id AND originator_version > w.v"
+            " WHERE originator_id = w.id AND originator_version {compare} w.v"
             " OFFSET 0) AS e"
-        ).format(**names)
+        ).format(**names, compare=SQL("=" if exact else ">"))
         params = [ids, [v for _, v in chunk]]
     with datastore.get_connection() as conn, conn.cursor() as cursor:
         cursor.execute(statement, params, prepare=True)

@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.catalogue import CatalogueService
 from application.customer_care import CustomerCare
+from application.live import events_after, load_many
 from application.persistence import database
 from application.settings import Settings
 from domain.customer import Customer
@@ -124,3 +125,46 @@ def test_an_event_whose_save_failed_is_not_read_back(
     stored = list(second.events.get(ada.id))
     assert stored[-1].changes == {"email": "first@example.org"}
     assert second.repository.get(ada.id).email == "first@example.org"
+
+
+def test_many_aggregates_read_again_take_only_the_events_not_remembered(
+    cares: list[CustomerCare],
+) -> None:
+    # Given customers this process saved, one of them since changed elsewhere
+    writer, reader = cares
+    customers = [customer() for _ in range(4)]
+    for each in customers:
+        each.change_contact_details({"phone": "447700900001"}, "agent-1")
+    reader.save(*customers)
+    changed = writer.repository.get(customers[0].id)
+    changed.change_contact_details({"email": "ada@example.org"}, "agent-2")
+    writer.save(changed)
+    decodes = counting_decodes(reader)
+
+    # When this process reads them all again from the store
+    read = load_many(reader, [each.id for each in customers])
+
+    # Then only the change made elsewhere was decoded, and each reads as stored
+    assert decodes == [1]
+    assert read[changed.id].email == "ada@example.org"
+    assert read[changed.id].version == 3
+    assert [read[each.id].phone for each in customers] == ["447700900001"] * 4
+    assert [read[each.id].version for each in customers[1:]] == [2, 2, 2]
+
+
+def test_aggregates_new_to_a_process_are_read_whole(
+    cares: list[CustomerCare],
+) -> None:
+    writer, reader = cares
+    customers = [customer() for _ in range(3)]
+    writer.save(*customers)
+    decodes = counting_decodes(reader)
+
+    read = load_many(reader, [each.id for each in customers])
+    again = events_after(reader, {each.id: 0 for each in customers})
+
+    assert decodes == [3]  # each decoded once, the second read remembered
+    assert sorted(c.name for c in read.values()) == ["Ada Lovelace"] * 3
+    assert {i: [e.originator_version for e in es] for i, es in again.items()} == {
+        each.id: [1] for each in customers
+    }
