@@ -30,7 +30,7 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import get_topic, retry
 from psycopg import InterfaceError, OperationalError
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL
 
 from application.bulk_recorder import select_notifications
 from application.catalogue import CatalogueService
@@ -40,6 +40,7 @@ from application.live import (
     RememberingMapper,
     events_after,
     load_many,
+    table_names,
 )
 from application.transcoding import CareTranscoder
 from domain.account import Account, ActionNotApplicable
@@ -117,11 +118,7 @@ class BulkProcessRecorder(PostgresProcessRecorder):
             " (originator_id, originator_version, topic, state)"
             " SELECT * FROM unnest(%b::{kind}[], %b::bigint[], %b::text[], %b::bytea[])"
             " RETURNING notification_id"
-        ).format(
-            schema=Identifier(datastore.schema),
-            table=Identifier(self.events_table_name),
-            kind=Identifier(datastore.originator_id_type),
-        )
+        ).format(**table_names(datastore, self.events_table_name))
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

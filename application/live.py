@@ -329,12 +329,24 @@ def _select(
     return stored
 
 
+def table_names(datastore: Any, table: str) -> dict[str, Any]:
+    """``{schema}``, ``{table}`` and ``{kind}`` (of the originator ids) for
+    the SQL of an event store's table on PostgreSQL."""
+    from psycopg.sql import Identifier
+
+    return {
+        "schema": Identifier(datastore.schema),
+        "table": Identifier(table),
+        "kind": Identifier(datastore.originator_id_type),
+    }
+
+
 def _select_postgres_keys(
     recorder: Any, chunk: Sequence[tuple[UUID, int]]
 ) -> list[tuple[UUID, int, str]]:
     """(originator id, version, topic) of the events after a version each."""
     from psycopg.rows import tuple_row
-    from psycopg.sql import SQL, Identifier
+    from psycopg.sql import SQL
 
     datastore = recorder.datastore
     uuids = datastore.originator_id_type == "uuid"
@@ -343,11 +355,7 @@ def _select_postgres_keys(
         " FROM unnest(%s::{kind}[], %s::bigint[]) AS w(id, v) CROSS JOIN LATERAL ("
         " SELECT originator_id, originator_version, topic FROM {schema}.{table}"
         " WHERE originator_id = w.id AND originator_version > w.v OFFSET 0) AS e"
-    ).format(
-        schema=Identifier(datastore.schema),
-        table=Identifier(recorder.events_table_name),
-        kind=Identifier(datastore.originator_id_type),
-    )
+    ).format(**table_names(datastore, recorder.events_table_name))
     params = [[i if uuids else str(i) for i, _ in chunk], [v for _, v in chunk]]
     with (
         datastore.get_connection() as conn,
@@ -369,18 +377,14 @@ def _select_postgres(
     """Stored events after a version each (at exactly that version with
     ``exact``), or the latest of each (``latest``)."""
     from eventsourcing.postgres import PostgresAggregateRecorder
-    from psycopg.sql import SQL, Identifier
+    from psycopg.sql import SQL
 
     assert isinstance(recorder, PostgresAggregateRecorder), type(recorder)
 
     datastore = recorder.datastore
     uuids = datastore.originator_id_type == "uuid"
     ids = [i if uuids else str(i) for i, _ in chunk]
-    names = {
-        "schema": Identifier(datastore.schema),
-        "table": Identifier(recorder.events_table_name),
-        "kind": Identifier(datastore.originator_id_type),
-    }
+    names = table_names(datastore, recorder.events_table_name)
     # Each id is looked up in the primary key by a subquery of its own (LIMIT
     # and OFFSET keep the planner from merging it into a join). As a plain
     # join, the planner expects a third of an aggregate's history after the

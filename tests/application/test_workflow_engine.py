@@ -11,10 +11,10 @@ from uuid import UUID
 import pytest
 
 import application.live
-from application.customer_care import Conflict, Owner
+from application.customer_care import Conflict, CustomerCare, Owner
 from application.network import SimulatorRule
 from application.platform import Platform
-from tests.application.workflow_fixtures import Operator
+from tests.application.workflow_fixtures import Line, Operator
 
 
 def statuses(event: dict) -> list[str]:
@@ -324,27 +324,9 @@ def test_the_processor_continues_its_copies_with_the_events_it_processes(
     assert operator.subscription(line)["bars"] == []
 
 
-def test_a_bulk_raise_colliding_on_one_line_saves_the_others_then_that_one(
-    operator: Operator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another writer changes one subscription after every read of it with
-    others: the others are saved at once, and that one is raised again on
-    its own."""
-    lines = [operator.new_line() for _ in range(4)]
-    busy = lines[0].subscription_id
-    care = operator.care
-    reads = care.owners
-    interruptions: list[UUID] = []
-
-    def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
-        ids = set(owner_ids)
-        copies = reads(ids)
-        if busy in ids and len(ids) > 1:
-            interruptions.append(operator.raise_on(lines[0], "BFEA DUNB"))
-        return copies
-
-    monkeypatch.setattr(care, "owners", read_then_outpaced)
-    results = care.raise_workflow_events(
+def bar_in_bulk(care: CustomerCare, lines: list[Line]) -> list[UUID | str]:
+    """A credit-control run: BFEA DBAR raised on every line in one save."""
+    return care.raise_workflow_events(
         [
             {
                 "owner_id": line.subscription_id,
@@ -356,13 +338,53 @@ def test_a_bulk_raise_colliding_on_one_line_saves_the_others_then_that_one(
         ],
         actor="credit-control",
     )
-    monkeypatch.undo()
 
-    assert len(interruptions) == 1
+
+def outpaced_when_read_with_others(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch, busy: list[Line]
+) -> list[UUID]:
+    """Another writer raises BFEA DUNB on each busy line just after every
+    read of it with other owners; returns the ids it raised."""
+    care = operator.care
+    reads = care.owners
+    interruptions: list[UUID] = []
+
+    def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
+        ids = set(owner_ids)
+        copies = reads(ids)
+        if len(ids) > 1:
+            for line in busy:
+                if line.subscription_id in ids:
+                    interruptions.append(operator.raise_on(line, "BFEA DUNB"))
+        return copies
+
+    monkeypatch.setattr(care, "owners", read_then_outpaced)
+    return interruptions
+
+
+def assert_raised_and_open(
+    care: CustomerCare, lines: list[Line], results: list[UUID | str]
+) -> None:
     for line, raised in zip(lines, results, strict=True):
         assert isinstance(raised, UUID)
         event = care.owner(line.subscription_id).workflow_event(raised)
         assert (event["event_code"], event["status"]) == ("DBAR", "open")
+
+
+def test_a_bulk_raise_colliding_on_one_line_saves_the_others_then_that_one(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer changes one subscription after every read of it with
+    others: the others are saved at once, and that one is raised again on
+    its own."""
+    lines = [operator.new_line() for _ in range(4)]
+    care = operator.care
+    interruptions = outpaced_when_read_with_others(operator, monkeypatch, lines[:1])
+    results = bar_in_bulk(care, lines)
+    monkeypatch.undo()
+
+    assert len(interruptions) == 1
+    assert_raised_and_open(care, lines, results)
 
 
 def test_a_bulk_raise_that_keeps_colliding_everywhere_is_saved_in_halves(
@@ -373,34 +395,9 @@ def test_a_bulk_raise_that_keeps_colliding_everywhere_is_saved_in_halves(
     halves, down to each subscription alone, and loses nothing."""
     lines = [operator.new_line() for _ in range(2)]
     care = operator.care
-    reads = care.owners
-    interruptions: list[UUID] = []
-
-    def read_then_outpaced(owner_ids: Iterable[UUID]) -> dict[UUID, Owner]:
-        ids = set(owner_ids)
-        copies = reads(ids)
-        if len(ids) > 1:
-            for line in lines:
-                interruptions.append(operator.raise_on(line, "BFEA DUNB"))
-        return copies
-
-    monkeypatch.setattr(care, "owners", read_then_outpaced)
-    results = care.raise_workflow_events(
-        [
-            {
-                "owner_id": line.subscription_id,
-                "level": "subscription",
-                "event_type": "BFEA",
-                "event_code": "DBAR",
-            }
-            for line in lines
-        ],
-        actor="credit-control",
-    )
+    interruptions = outpaced_when_read_with_others(operator, monkeypatch, lines)
+    results = bar_in_bulk(care, lines)
     monkeypatch.undo()
 
     assert len(interruptions) == 10  # 5 tries of both, each changing both
-    for line, raised in zip(lines, results, strict=True):
-        assert isinstance(raised, UUID)
-        event = care.owner(line.subscription_id).workflow_event(raised)
-        assert (event["event_code"], event["status"]) == ("DBAR", "open")
+    assert_raised_and_open(care, lines, results)
