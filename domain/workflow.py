@@ -358,6 +358,21 @@ def _finished(wf: dict[str, Any], items: dict[str, dict[str, Any]]) -> bool:
     return made >= expected and all(i["status"] in FINISHED_STATES for i in mine)
 
 
+def _current_or_retired(
+    current: dict[str, dict[str, Any]],
+    retired: dict[str, list[str]],
+    key: str,
+    fields: tuple[str, ...],
+) -> dict[str, Any] | None:
+    """The working entry of ``key``, or of a retired one the fields kept
+    (``fields``: the key's name, then the names of what was kept)."""
+    found = current.get(key)
+    if found is not None:
+        return found
+    kept = retired.get(key)
+    return None if kept is None else dict(zip(fields, [key, *kept], strict=True))
+
+
 class WorkflowLog:
     """Workflow events and actioned items of one account or subscription.
 
@@ -405,39 +420,29 @@ class WorkflowLog:
 
     def workflow_event(self, workflow_event_id: UUID | str) -> dict[str, Any]:
         """A workflow event; of a retired one, its type, code and status only."""
-        key = str(workflow_event_id)
-        wf = self.workflow_events.get(key)
-        if wf is not None:
-            return wf
-        retired = self.retired_workflow_events.get(key)
-        if retired is None:
+        found = _current_or_retired(
+            self.workflow_events,
+            self.retired_workflow_events,
+            str(workflow_event_id),
+            ("id", "event_type", "event_code", "status"),
+        )
+        if found is None:
             raise UnknownWorkflowEvent(
                 f"workflow event {workflow_event_id} is not raised here"
             )
-        event_type, event_code, status = retired
-        return {
-            "id": key,
-            "event_type": event_type,
-            "event_code": event_code,
-            "status": status,
-        }
+        return found
 
     def actioned_item(self, item_id: str) -> dict[str, Any]:
         """An actioned item; of a retired one, its status and handler only."""
-        key = str(item_id)
-        item = self.actioned_items.get(key)
-        if item is not None:
-            return item
-        retired = self.retired_items.get(key)
-        if retired is None:
+        found = _current_or_retired(
+            self.actioned_items,
+            self.retired_items,
+            str(item_id),
+            ("item_id", "status", "handler", "workflow_event_id"),
+        )
+        if found is None:
             raise UnknownActionedItem(f"actioned item {item_id} is not here")
-        status, handler, workflow_event_id = retired
-        return {
-            "item_id": key,
-            "status": status,
-            "handler": handler,
-            "workflow_event_id": workflow_event_id,
-        }
+        return found
 
     def is_retired(self, workflow_event_id: UUID | str) -> bool:
         """Whether a workflow event is finished and out of the working state."""

@@ -5,12 +5,16 @@ PostgreSQL)."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
 
 from application.customer_care import CustomerCare
-from domain.subscription import Subscription
 from tests.application.test_remembered_events import cares  # noqa: F401 (a fixture)
-from tests.unit.test_workflow_events import AGENT, LATER, create_items, raise_event
+from tests.unit.test_workflow_events import (
+    AGENT,
+    LATER,
+    create_items,
+    raise_event,
+    unsaved_subscription,
+)
 
 
 def state(aggregate: Any) -> dict[str, Any]:
@@ -21,17 +25,7 @@ def test_a_snapshot_is_the_saved_copy_and_reads_back_as_the_events_do(
     cares: list[CustomerCare],  # noqa: F811 (the fixture imported above)
 ) -> None:
     writer, reader = cares
-    subscription = Subscription(
-        account_id=uuid4(),
-        customer_id=uuid4(),
-        msisdn="447700900123",
-        imsi="234150000000123",
-        payment_type="prepaid",
-        rate_plan="SIMO10",
-        currency="GBP",
-        status="active",
-        created_by=AGENT,
-    )
+    subscription = unsaved_subscription()
     # 24 workflow events raised, worked and resolved, then one left open: 122
     # events, saved five at a time, so that version 100 falls inside a save.
     for _ in range(24):

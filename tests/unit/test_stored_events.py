@@ -31,6 +31,7 @@ from tests.unit.test_workflow_events import (
     create_items,
     item_of,
     raise_event,
+    unsaved_subscription,
 )
 
 AGGREGATES: tuple[type[Aggregate], ...] = (
@@ -79,17 +80,7 @@ def subscription_with_every_kind_of_event() -> Subscription:
 
     Nothing is collected: the whole history is still pending, ready to save.
     """
-    subscription = Subscription(
-        account_id=uuid4(),
-        customer_id=uuid4(),
-        msisdn="447700900123",
-        imsi="234150000000123",
-        payment_type="prepaid",
-        rate_plan="SIMO10",
-        currency="GBP",
-        status=PENDING,
-        created_by=AGENT,
-    )
+    subscription = unsaved_subscription(status=PENDING)
     new = raise_event(subscription, "CONN", "NEW", note="new line")
     create_items(subscription, new)
     provision = item_of(subscription, new, "PROV")

@@ -52,7 +52,18 @@ def new_subscription(
     *, payment_type: str = "prepaid", status: str = "active", currency: str = "GBP"
 ) -> Subscription:
     """A subscription whose creation event is already collected."""
-    subscription = Subscription(
+    subscription = unsaved_subscription(
+        payment_type=payment_type, status=status, currency=currency
+    )
+    subscription.collect_events()
+    return subscription
+
+
+def unsaved_subscription(
+    *, payment_type: str = "prepaid", status: str = "active", currency: str = "GBP"
+) -> Subscription:
+    """A subscription whose creation event is still pending (to be saved)."""
+    return Subscription(
         account_id=uuid4(),
         customer_id=uuid4(),
         msisdn="447700900123",
@@ -63,8 +74,6 @@ def new_subscription(
         status=status,
         created_by=AGENT,
     )
-    subscription.collect_events()
-    return subscription
 
 
 def raise_planned(
