@@ -20,7 +20,6 @@ from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
-    Notification,
     Recording,
     StoredEvent,
     Tracking,
@@ -28,11 +27,10 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.system import ProcessApplication
-from eventsourcing.utils import get_topic, retry
-from psycopg import InterfaceError, OperationalError
+from eventsourcing.utils import get_topic
 from psycopg.sql import SQL
 
-from application.bulk_recorder import select_notifications
+from application.bulk_recorder import BinaryNotifications
 from application.catalogue import CatalogueService
 from application.clock import Clock, SystemClock
 from application.live import (
@@ -99,7 +97,7 @@ class Conflict(Exception):
     """The request is understood but the current state refuses it (HTTP 409)."""
 
 
-class BulkProcessRecorder(PostgresProcessRecorder):
+class BulkProcessRecorder(BinaryNotifications, PostgresProcessRecorder):
     """PostgreSQL: the process recorder, inserting a save's events as four
     binary arrays (ids, versions, topics, states) unnested by one prepared
     ``INSERT``.
@@ -132,23 +130,6 @@ class BulkProcessRecorder(PostgresProcessRecorder):
             [e.state for e in stored_events],
         )
         curs.execute(self._insert_arrays, columns, prepare=True)
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[Notification]:
-        """Read in the order of the notification index when topics are given
-        (the workflow processor's were a quarter of the events in the workflow
-        benchmark), and in binary."""
-        return select_notifications(
-            self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
-        )
 
 
 class CustomerCare(ProcessApplication[UUID]):
