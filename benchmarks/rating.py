@@ -92,6 +92,7 @@ def engine_baselines(platform: Platform, limit: int = 200_000) -> tuple[float, f
     from domain.rating import Usage, quote
 
     tariffs = platform.tariffs
+    book = tariffs.book()  # once: read from the store, it took a query a record
     home = platform.usage.home_network
     with platform.views.db.read() as tx:
         plans = {
@@ -104,7 +105,7 @@ def engine_baselines(platform: Platform, limit: int = 200_000) -> tuple[float, f
             usages += [
                 (
                     tariffs.compiled(
-                        tariffs.book().for_rate_plan(
+                        book.for_rate_plan(
                             plans[row["subscription_id"]],
                             datetime.fromisoformat(row["start_time"]),
                         )
