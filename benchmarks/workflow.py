@@ -27,11 +27,11 @@ one, the worker with its helper, the read models' process when apart, the
 PostgreSQL server): on a shared machine
 it varies far less than the wall clock. Of the worker's, it shows the part
 of its helper writing the outbox files: creating and syncing a file is
-kernel work, which on ext4 varied tenfold here from run to run (0.06 to
-0.65 ms a file; more after many files of the same file system had been
-deleted, as the previous run's cleanup does). It also shows how the worker's
-loop spent the
-wall clock: running, waiting for a core, or blocked. `--profile DIR` runs
+kernel work, which on this machine's ext4 varied from 0.09 to 0.84 ms a file
+from run to run (more after many files of the same file system had been
+deleted, as the previous run's cleanup does: see the README). It also shows
+how the worker's loop spent the wall clock: running, waiting for a core, or
+blocked. `--profile DIR` runs
 the worker under cProfile and writes `DIR/worker-BACKEND.prof` (and this
 process's profile).
 
@@ -374,7 +374,7 @@ def main() -> None:
         f"read models {args.views}"
     )
     # Every backend's files are deleted at the end only: deleting thousands
-    # of files made creating the next backend's outbox files cost up to ten
+    # of files made creating the next backend's outbox files cost several
     # times the kernel time (ext4), and charged that to the next backend.
     with tempfile.TemporaryDirectory() as homes:
         for backend in backends:
