@@ -27,6 +27,8 @@ AWAITING, SENT, COMPLETED, ERROR, DEAD = (
 PENDING_STATES = (AWAITING, ERROR)  # not yet sent: may be cancelled
 FINISHED_STATES = (COMPLETED, CANCELLED)
 MAX_LINK_DEPTH = 10  # run-time guard against runaway linked-event chains
+# Why the processor cancels the items it makes for an event already cancelled.
+CANCELLED_BEFORE_MADE = "the workflow event was cancelled before this item was made"
 
 
 class WorkflowError(Exception):
@@ -501,6 +503,19 @@ class WorkflowLog:
                 items=items,
                 created_at=at,
             )
+        if self.workflow_event(workflow_event_id)["status"] == CANCELLED:
+            # Cancelled before the processor got to it (a worker that was
+            # down, say): the items are made, so the history shows what the
+            # event would have done, and cancelled at once, so none of it runs.
+            for spec in items:
+                self.trigger_event(
+                    ActionedItemCancelled,
+                    item_id=spec["item_id"],
+                    cancelled_by="system",
+                    cancelled_at=at,
+                    reason=CANCELLED_BEFORE_MADE,
+                )
+            return
         self._resolve_if_done(workflow_event_id, at)
 
     def resolve_workflow_event(

@@ -41,6 +41,31 @@ def test_a_data_bar_is_applied_and_removed(operator: Operator) -> None:
     assert operator.subscription(line)["bars"] == []
 
 
+def test_an_event_cancelled_before_the_worker_got_to_it_runs_nothing(
+    operator: Operator,
+) -> None:
+    line = operator.new_line()
+    barred = operator.raise_on(line, "BFEA DBAR", "ADD1GB")
+    operator.care.cancel_workflow_event(
+        owner_id=line.subscription_id,
+        workflow_event_id=barred,
+        actor="agent-1",
+        reason="raised on the wrong line",
+    )
+
+    operator.settle()
+
+    event = operator.event(barred)
+    assert event["status"] == "cancelled"
+    assert sorted(i["action_code"] for i in event["items"]) == ["ADD1GB", "DBARA"]
+    assert set(statuses(event)) == {"cancelled"}
+    subscription = operator.subscription(line)
+    assert (subscription["bars"], subscription["services"]) == ([], [])
+    assert not (operator.platform.settings.home / "outbox").exists() or not any(
+        (operator.platform.settings.home / "outbox").rglob("*.json")
+    )
+
+
 def test_a_top_up_after_three_days_waits_for_the_clock(operator: Operator) -> None:
     line = operator.new_line(payment_type="prepaid")
 

@@ -562,3 +562,22 @@ def test_completing_items_made_by_the_workflow_processor_resolves_the_event() ->
 
     assert subscription.bars == ["DATA"]
     assert subscription.workflow_event(workflow_event_id)["status"] == RESOLVED
+
+
+def test_items_made_after_their_event_was_cancelled_are_cancelled_at_once() -> None:
+    subscription = new_subscription()
+    workflow_event_id = raise_event(subscription, "BFEA", "DBAR", manual=["ADD1GB"])
+    subscription.cancel_workflow_event(workflow_event_id, AGENT, LATER, "raised twice")
+    subscription.collect_events()
+
+    made = create_items(subscription, workflow_event_id, at=LATER)
+
+    events = subscription.collect_events()
+    assert names(events) == ["ActionedItemsCreated"] + ["ActionedItemCancelled"] * 2
+    assert {e.item_id for e in events[1:]} == set(made)
+    assert {(e.cancelled_by, e.reason) for e in events[1:]} == {
+        ("system", "the workflow event was cancelled before this item was made")
+    }
+    # Nothing is left to run: the event and its items are finished.
+    assert subscription.is_retired(workflow_event_id)
+    assert {subscription.actioned_item(i)["status"] for i in made} == {CANCELLED}
