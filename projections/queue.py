@@ -96,7 +96,9 @@ DUE_SQL = (
     " UNION ALL"
     " SELECT * FROM (SELECT *, retry_at AS due_time FROM view_actioned_items"
     " WHERE status = 'error' AND retry_at <= ? ORDER BY retry_at LIMIT ?) AS retrying"
-    " ORDER BY due_time, item_id LIMIT ?"
+    # Due at the same time: items made earlier first, and an event's items
+    # together, in the order of its actions (then its messages).
+    " ORDER BY due_time, created_at, workflow_event_id, sequence, item_id LIMIT ?"
 )
 
 
@@ -307,7 +309,9 @@ class ActionedItemsView(Projection):
     def due(self, now: datetime, limit: int = 500) -> Rows:
         """Awaiting items due by ``now`` and errored items whose retry time passed.
 
-        Ordered by the time they became due (due time or retry time).
+        Ordered by the time they became due (due time or retry time); at the
+        same time, by when they were made, and an event's items in the order
+        of its actions, then its messages.
         """
         at = utc_text(now)
         with self.db.read() as tx:

@@ -66,6 +66,28 @@ def test_an_event_cancelled_before_the_worker_got_to_it_runs_nothing(
     )
 
 
+def test_the_queue_hands_out_an_event_s_items_in_the_order_of_its_actions(
+    operator: Operator,
+) -> None:
+    # Eight events, so that item ids in the order of the actions by chance
+    # (each a random uuid) would pass one time in 6**8.
+    raised = [
+        operator.raise_on(operator.new_line(), "CRED CLR", "ADD1GB") for _ in range(8)
+    ]
+    operator.care.process_pending(500)  # the items made, none dispatched yet
+    operator.platform.views.catch_up()
+
+    due = operator.platform.views.actioned_items.due(operator.clock.now())
+
+    for workflow_event_id in raised:
+        codes = [
+            row["action_code"]
+            for row in due
+            if row["workflow_event_id"] == str(workflow_event_id)
+        ]
+        assert codes == ["UNBOUT", "UNBALL", "ADD1GB"]
+
+
 def test_a_top_up_after_three_days_waits_for_the_clock(operator: Operator) -> None:
     line = operator.new_line(payment_type="prepaid")
 
