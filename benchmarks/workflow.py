@@ -288,17 +288,23 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def _files_cpu(pid: int) -> float:
-    """CPU seconds of the helper process writing the outbox files for the
-    worker ``pid`` (0 before it has started)."""
+def _processes() -> Iterator[tuple[int, int, str]]:
+    """(process id, parent's id, command line) of each living process."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 stat = (entry / "stat").read_text()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                command = (entry / "cmdline").read_bytes()
-                if int(fields[1]) == pid and b"application.files" in command:
-                    return _tree_cpu(int(entry.name))
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                yield int(entry.name), parent, command.decode()
+
+
+def _files_cpu(pid: int) -> float:
+    """CPU seconds of the helper process writing the outbox files for the
+    worker ``pid`` (0 before it has started)."""
+    for child, parent, command in _processes():
+        if parent == pid and "application.files" in command:
+            return _tree_cpu(child)
     return 0.0
 
 
@@ -316,12 +322,9 @@ def _postmaster(url: str | None) -> int | None:
     if not url:
         return None
     port = f"-p {url.rsplit(':', 1)[1].split('/')[0]} "
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                if "postgres" in line and port in line and "-D" in line:
-                    return int(entry.name)
+    for pid, _, line in _processes():
+        if "postgres" in line and port in line and "-D" in line:
+            return pid
     return None
 
 

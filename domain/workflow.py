@@ -508,13 +508,7 @@ class WorkflowLog:
             # down, say): the items are made, so the history shows what the
             # event would have done, and cancelled at once, so none of it runs.
             for spec in items:
-                self.trigger_event(
-                    ActionedItemCancelled,
-                    item_id=spec["item_id"],
-                    cancelled_by="system",
-                    cancelled_at=at,
-                    reason=CANCELLED_BEFORE_MADE,
-                )
+                self.cancel_item(spec["item_id"], "system", at, CANCELLED_BEFORE_MADE)
             return
         self._resolve_if_done(workflow_event_id, at)
 
