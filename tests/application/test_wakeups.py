@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 
 from application.wakeups import Wakeup
-from application.worker import Worker
+from application.worker import ViewsFollower, Worker
 from tests.application.workflow_fixtures import Operator
 
 LONG = 60.0  # seconds: far beyond how long any of these tests waits
@@ -82,6 +82,40 @@ def test_an_idle_worker_takes_a_raised_event_without_waiting_out_its_interval(
         assert wait_for_bar(operator, second.subscription_id, within=30.0)
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_an_idle_read_models_process_shows_a_new_customer_without_its_long_poll(
+    operator: Operator,
+) -> None:
+    follower = ViewsFollower(operator.platform, idle_interval=LONG)
+    following = threading.Thread(target=follower.run)
+    following.start()
+    try:
+        first = operator.new_line()
+        assert wait_for_customer(operator, first.customer_id)
+        time.sleep(0.5)  # idle now: its next poll is a minute away
+
+        second = operator.new_line()
+
+        # Polling alone would show it a minute from now.
+        assert wait_for_customer(operator, second.customer_id, within=30.0)
+    finally:
+        follower.stop()
+        following.join(10)
+
+
+def wait_for_customer(
+    operator: Operator, customer_id: UUID, within: float = 30.0
+) -> bool:
+    """Whether the customers view shows the customer within ``within`` seconds
+    (kept by another thread: read only)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if operator.platform.views.customers.get(customer_id) is not None:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def wait_for_bar(
