@@ -408,14 +408,7 @@ class _PostgresStore:
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._connection is None or self._connection.closed:
             database = self._database
-            parameters: dict[str, Any] = {
-                "host": database.host,
-                "port": database.port,
-                "user": database.user,
-                "password": database.password,
-                "dbname": database.dbname,
-                "connect_timeout": 10,
-            }
+            parameters = database.connection_parameters("monetise-network-simulator")
             if database.schema:
                 # Beside the platform's own tables, as eventsourcing keeps them.
                 parameters["options"] = f"-c search_path={database.schema}"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from application.settings import Settings
@@ -66,6 +67,20 @@ class Database:
             f"unsupported database URL {url!r}: use sqlite:///PATH or "
             "postgresql://user:pass@host:port/db"
         )
+
+    def connection_parameters(self, application_name: str) -> dict[str, Any]:
+        """PostgreSQL: what ``psycopg.connect`` needs for a connection of
+        monetise's own (beside the library's pools), named in
+        ``pg_stat_activity`` as ``application_name``."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.dbname,
+            "connect_timeout": 10,
+            "application_name": application_name,
+        }
 
     def sqlite_file(self, name: str) -> Path:
         """One SQLite file per application or read model.
@@ -122,12 +137,7 @@ def schema_lock(database: Database) -> Iterator[None]:
     import psycopg
 
     with psycopg.connect(
-        host=database.host,
-        port=database.port,
-        user=database.user,
-        password=database.password,
-        dbname=database.dbname,
-        autocommit=True,
+        **database.connection_parameters("monetise-setup"), autocommit=True
     ) as connection:
         connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         try:

@@ -26,9 +26,9 @@ class Wakeup:
     """Waits until the interval has passed, a stop is asked, or (PostgreSQL)
     the event store of ``recorder`` records a save, whichever comes first.
 
-    One listening connection per ``Wakeup``, opened at the first wait and
-    kept; a broken connection is dropped and the loop sleeps instead until
-    it can listen again.
+    One listening connection per ``Wakeup``, opened by ``listen`` (or the
+    first wait) and kept; a broken connection is dropped, and the loop
+    sleeps instead until it can listen again (tried every 10 s at most).
     """
 
     def __init__(self, database: Database, recorder: Any, stopping: threading.Event):
@@ -60,12 +60,7 @@ class Wakeup:
         database = self._database
         try:
             connection = psycopg.connect(
-                host=database.host,
-                port=database.port,
-                user=database.user,
-                password=database.password,
-                dbname=database.dbname,
-                connect_timeout=10,
+                **database.connection_parameters("monetise-wakeup"),
                 autocommit=True,
             )
             connection.execute(
@@ -91,16 +86,11 @@ class Wakeup:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                if any(
-                    True
-                    for _ in self._connection.notifies(
-                        timeout=min(left, _SLICE), stop_after=1
-                    )
-                ):
+                slice_ = min(left, _SLICE)
+                if list(self._connection.notifies(timeout=slice_, stop_after=1)):
                     # Saves committed meanwhile are all covered by the round
                     # that follows: their notifications need no round each.
-                    for _ in self._connection.notifies(timeout=0):
-                        pass
+                    list(self._connection.notifies(timeout=0))
                     return True
         except psycopg.Error:
             log.warning("lost the connection listening for new events", exc_info=True)

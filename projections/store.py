@@ -363,15 +363,7 @@ class ViewDatabase:
             from psycopg.rows import dict_row
             from psycopg_pool import ConnectionPool
 
-            conninfo = make_conninfo(
-                host=database.host,
-                port=database.port,
-                user=database.user,
-                password=database.password,
-                dbname=database.dbname,
-                connect_timeout=10,
-                application_name="monetise-views",
-            )
+            conninfo = make_conninfo(**database.connection_parameters("monetise-views"))
             self._pool = ConnectionPool(
                 conninfo,
                 min_size=1,

@@ -39,6 +39,30 @@ def test_a_save_of_new_events_ends_the_wait_of_a_listening_loop(
         wakeup.close()
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_loop_whose_listening_connection_broke_sleeps_then_listens_again(
+    operator: Operator,
+) -> None:
+    wakeup = wakeup_for(operator)
+    try:
+        wakeup.listen()
+        with operator.platform.views.db.read() as tx:
+            tx.fetchall(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'monetise-wakeup'"
+                " AND datname = current_database()"
+            )
+
+        assert wakeup.wait(0.3) is False  # no error: it slept instead
+        assert not wakeup.listening
+
+        wakeup.listen()
+        operator.new_line()
+        assert wakeup.wait(LONG) is True
+    finally:
+        wakeup.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_on_sqlite_a_loop_sleeps_its_interval_whatever_is_saved(
     operator: Operator,
