@@ -29,6 +29,7 @@ class Wakeup:
     One listening connection per ``Wakeup``, opened by ``listen`` (or the
     first wait) and kept; a broken connection is dropped, and the loop
     sleeps instead until it can listen again (tried every 10 s at most).
+    As a context manager it listens on entry and closes on exit.
     """
 
     def __init__(self, database: Database, recorder: Any, stopping: threading.Event):
@@ -41,6 +42,13 @@ class Wakeup:
         )
         self._connection: Any = None
         self._retry_at = 0.0
+
+    def __enter__(self) -> Wakeup:
+        self.listen()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     @property
     def listening(self) -> bool:

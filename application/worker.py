@@ -63,14 +63,10 @@ class Worker:
         """
         _fewer_young_collections()
         self.platform.dispatcher.views_apart = not self.views
-        wakeup = Wakeup(
+        with Wakeup(
             self.platform.database, self.platform.care.recorder, self.stopping
-        )
-        wakeup.listen()
-        try:
+        ) as wakeup:
             self._work(wakeup)
-        finally:
-            wakeup.close()
 
     def _work(self, wakeup: Wakeup) -> None:
         next_recovery = 0.0
@@ -118,11 +114,9 @@ class ViewsFollower:
         """Catch up until stopped; idle, it waits ``idle_interval`` (on
         PostgreSQL, until the next save of customer care's events at most)."""
         _fewer_young_collections()
-        wakeup = Wakeup(
+        with Wakeup(
             self.platform.database, self.platform.care.recorder, self.stopping
-        )
-        wakeup.listen()
-        try:
+        ) as wakeup:
             while not self.stopping.is_set():
                 try:
                     done = self.platform.views.catch_up()
@@ -133,8 +127,6 @@ class ViewsFollower:
                     continue
                 if not done:
                     wakeup.wait(self.idle_interval)
-        finally:
-            wakeup.close()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -27,25 +27,19 @@ def wakeup_for(operator: Operator, stopping: threading.Event | None = None) -> W
 def test_a_save_of_new_events_ends_the_wait_of_a_listening_loop(
     operator: Operator,
 ) -> None:
-    wakeup = wakeup_for(operator)
-    try:
-        wakeup.listen()
+    with wakeup_for(operator) as wakeup:
         operator.new_line()  # saves (and commits) a customer, account, subscription
 
         assert wakeup.wait(LONG) is True
         # The saves were all covered by that one wake: the next wait runs out.
         assert wakeup.wait(0.05) is False
-    finally:
-        wakeup.close()
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_a_loop_whose_listening_connection_broke_sleeps_then_listens_again(
     operator: Operator,
 ) -> None:
-    wakeup = wakeup_for(operator)
-    try:
-        wakeup.listen()
+    with wakeup_for(operator) as wakeup:
         with operator.platform.views.db.read() as tx:
             tx.fetchall(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -59,33 +53,26 @@ def test_a_loop_whose_listening_connection_broke_sleeps_then_listens_again(
         wakeup.listen()
         operator.new_line()
         assert wakeup.wait(LONG) is True
-    finally:
-        wakeup.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_on_sqlite_a_loop_sleeps_its_interval_whatever_is_saved(
     operator: Operator,
 ) -> None:
-    wakeup = wakeup_for(operator)
-    wakeup.listen()
-    operator.new_line()
+    with wakeup_for(operator) as wakeup:
+        operator.new_line()
 
-    assert not wakeup.listening
-    assert wakeup.wait(0.05) is False
+        assert not wakeup.listening
+        assert wakeup.wait(0.05) is False
 
 
 def test_a_waiting_loop_ends_its_wait_when_it_is_stopped(operator: Operator) -> None:
     stopping = threading.Event()
-    wakeup = wakeup_for(operator, stopping)
-    try:
-        wakeup.listen()
+    with wakeup_for(operator, stopping) as wakeup:
         threading.Timer(0.2, stopping.set).start()
 
         assert wakeup.wait(LONG) is False  # returns: no 60-second sleep
         assert stopping.is_set()
-    finally:
-        wakeup.close()
 
 
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
