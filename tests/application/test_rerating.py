@@ -4,13 +4,21 @@ records of that class in that period, each with an auditable delta."""
 from __future__ import annotations
 
 import copy
+import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from application.rerating import Rerater
+from application.rerating import (
+    PRICING_NICENESS,
+    Rerater,
+    _pricing_context,
+    _start_pricing,
+)
+from domain.rating import TariffBook
 from tests.application.test_offline_rating import TARIFFS, unrated, usage_of
 from tests.application.test_usage_loading import drop, load, usage_file
 from tests.application.workflow_fixtures import Line, Operator
@@ -164,6 +172,20 @@ def test_a_rerate_of_many_pages_priced_by_several_processes_corrects_each_once(
     ]
     balance = operator.care.subscription(prepaid.subscription_id).prepaid_balance
     assert balance == Decimal("-0.4667")
+
+
+def test_a_rerates_pricing_processes_give_way_to_the_other_processes() -> None:
+    # The pool of a rerate, as Rerater._priced starts it.
+    with ProcessPoolExecutor(
+        1,
+        mp_context=_pricing_context(),
+        initializer=_start_pricing,
+        initargs=("VOICE_NAT", {}, TariffBook(), None, None),
+    ) as pool:
+        niceness = pool.submit(os.nice, 0).result()
+
+    assert niceness == min(19, os.nice(0) + PRICING_NICENESS)
+    assert niceness > os.nice(0) or niceness == 19
 
 
 class Died(Exception):
