@@ -189,18 +189,7 @@ class Rerater:
             for payment, rows, taken in itertools.chain([second], pages):
                 yield payment, len(rows), *repricing.page(rows, payment, taken)
             return
-        with ProcessPoolExecutor(
-            self.processes,
-            mp_context=_pricing_context(),
-            initializer=_start_pricing,
-            initargs=(
-                repricing.usage_class,
-                dict(repricing.plans),
-                book,
-                repricing.home_mcc,
-                repricing.home_mnc,
-            ),
-        ) as pool:
+        with pricing_pool(self.processes, repricing, book) as pool:
             ahead: deque[_Ahead] = deque()
             for payment, rows, taken in itertools.chain([second], pages):
                 ahead.append(_Ahead.submit(pool, payment, rows, taken))
@@ -310,6 +299,25 @@ class _Ahead(NamedTuple):
                 log.warning("rerate: pricing pages in this process (%s)", broken)
                 priced = repricing.page(rows, payment, taken)
         return payment, len(rows), *priced
+
+
+def pricing_pool(
+    processes: int, repricing: Repricing, book: TariffBook
+) -> ProcessPoolExecutor:
+    """The processes that price a rerate's pages, each with its own
+    ``repricing`` (made from ``book``), at a lower priority than the rest."""
+    return ProcessPoolExecutor(
+        processes,
+        mp_context=_pricing_context(),
+        initializer=_start_pricing,
+        initargs=(
+            repricing.usage_class,
+            dict(repricing.plans),
+            book,
+            repricing.home_mcc,
+            repricing.home_mnc,
+        ),
+    )
 
 
 def _pricing_context() -> multiprocessing.context.BaseContext:

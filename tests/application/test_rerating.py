@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import copy
 import os
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from application.rerating import (
-    PRICING_NICENESS,
-    Rerater,
-    _pricing_context,
-    _start_pricing,
-)
+from application.rerating import PRICING_NICENESS, Rerater, pricing_pool
 from domain.rating import TariffBook
+from domain.repricing import Repricing, TariffOf
 from tests.application.test_offline_rating import TARIFFS, unrated, usage_of
 from tests.application.test_usage_loading import drop, load, usage_file
 from tests.application.workflow_fixtures import Line, Operator
@@ -175,13 +170,10 @@ def test_a_rerate_of_many_pages_priced_by_several_processes_corrects_each_once(
 
 
 def test_a_rerates_pricing_processes_give_way_to_the_other_processes() -> None:
-    # The pool of a rerate, as Rerater._priced starts it.
-    with ProcessPoolExecutor(
-        1,
-        mp_context=_pricing_context(),
-        initializer=_start_pricing,
-        initargs=("VOICE_NAT", {}, TariffBook(), None, None),
-    ) as pool:
+    book = TariffBook()
+    repricing = Repricing("VOICE_NAT", {}, TariffOf(book), None, None)
+
+    with pricing_pool(1, repricing, book) as pool:
         niceness = pool.submit(os.nice, 0).result()
 
     assert niceness == min(19, os.nice(0) + PRICING_NICENESS)
