@@ -53,7 +53,7 @@ from domain.usage_loading import (
     RatedUsageRules,
     identities_of,
 )
-from domain.usage_records import Header, check_count, validate_header
+from domain.usage_records import USUAL_RECORD, Header, check_count, validate_header
 from ingest.envelope import MAGIC, EnvelopeError
 from ingest.inbound import FileRefused, sha256_of
 from ingest.keyring import KeyRing, decrypt_file
@@ -232,7 +232,7 @@ class UsageLoader:
     ) -> None:
         if stream is None:
             return
-        reader = UsageFileReader(stream)
+        reader = UsageFileReader(stream, shape=USUAL_RECORD[batch.kind])
         rules = self._rules(batch.kind)
         holders = _Holders(self.care_views.identities.holders)
         skip = batch.records  # staged before an interruption

@@ -35,6 +35,8 @@ from domain.usage_records import (
     QuickRecord,
     RecordError,
     UsageRecord,
+    UsualUnratedRecord,
+    plain_record,
     usage_record,
     utc_text,
     validate_record,
@@ -187,7 +189,7 @@ class RatedUsageRules:
                     valid.append(quick or (index, usage_record(fields)))
                     ids.add(fields[0])
                     continue
-            checked = validate_record(raw, kind, index)
+            checked = validate_record(plain_record(raw), kind, index)
             if isinstance(checked, RecordError):
                 rejected.append(_rejection(index, checked))
             else:
@@ -419,7 +421,12 @@ def identities_of(records: Iterable[tuple[int, object]]) -> set[str]:
     msisdns: set[str] = set()
     imsis: set[str] = set()
     for _, raw in records:
-        if type(raw) is dict:
+        if isinstance(raw, UsualUnratedRecord):  # typed: a text or UNSET
+            if type(raw.msisdn) is str:
+                msisdns.add(raw.msisdn)
+            if type(raw.imsi) is str:
+                imsis.add(raw.imsi)
+        elif type(raw) is dict:
             msisdn = raw.get("msisdn")
             if type(msisdn) is str:
                 msisdns.add(msisdn)

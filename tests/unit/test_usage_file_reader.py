@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.usage_records import UsualRatedRecord, plain_record
 from ingest.reader import FileUnreadable, Record, UsageFileReader
 
 SETTINGS = settings(
@@ -667,3 +668,43 @@ def test_too_deep_nesting_among_records_read_in_bulk_is_refused_at_its_record() 
     error = refusal(data)
 
     assert (error.code, error.path) == ("too_deep", "/records/3")
+
+
+# --- reading typed --------------------------------------------------------------
+
+
+def read_typed(data: bytes, block_size: int = 1 << 20) -> list[Record]:
+    reader = UsageFileReader(
+        io.BytesIO(data), block_size=block_size, shape=UsualRatedRecord
+    )
+    return [record for chunk in reader.chunks(1000) for record in chunk]
+
+
+def test_records_that_fit_the_shape_are_read_as_it() -> None:
+    calls = [voice_call(record_id=f"OCS1-{n:06d}") for n in range(500)]
+
+    records = read_typed(usage_file(calls, indent=None))
+
+    typed = [value for value, _ in records if type(value) is UsualRatedRecord]
+    # The first record of a buffer is read by the careful loop, as plain JSON.
+    assert len(typed) >= 490
+    assert [plain_record(value) for value, _ in records] == calls
+    assert [json.loads(text) for _, text in records] == calls
+
+
+@given(
+    unusual=st.sets(st.integers(0, 299), max_size=5),
+    block_size=st.sampled_from([64, 1000, 1 << 20]),
+)
+@SETTINGS
+def test_a_file_with_records_that_do_not_fit_the_shape_reads_as_plain_json(
+    unusual: set[int], block_size: int
+) -> None:
+    calls: list[Any] = [voice_call(record_id=f"OCS1-{n:06d}") for n in range(300)]
+    for n in unusual:  # null, a number for a text, a field of no record
+        calls[n] = voice_call(**[{"msisdn": None}, {"mcc": 234}, {"x": 1}][n % 3])
+
+    records = read_typed(usage_file(calls), block_size=block_size)
+
+    assert [plain_record(value) for value, _ in records] == calls
+    assert all(type(records[n][0]) is dict for n in unusual)
