@@ -12,6 +12,11 @@ installed, ``orjson.loads`` (of the bytes, read beforehand, so reading is not
 timed; the reader's figure includes reading). Each figure is the best of
 ``--repeat`` passes on one core.
 
+The reader is timed twice: reading plain JSON values, and reading typed (the
+loader's way: ``shape=UsualRatedRecord``); then each again with every record
+through ``QuickCheck`` (what the loader does with them next), so that the
+figures show what typed reading saves the loader, in the same run.
+
 Memory: the peak of Python allocations during a reader pass (``tracemalloc``,
 a separate, slower pass), and the process's peak RSS measured before the
 baselines run (they hold the whole file and every record at once).
@@ -34,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from domain.usage_records import QuickCheck, UsualRatedRecord  # noqa: E402
 from ingest.reader import UsageFileReader  # noqa: E402
 
 
@@ -79,13 +85,27 @@ def write_file(path: Path, count: int, seed: int = 20261121) -> int:
     return path.stat().st_size
 
 
-def read_all(path: Path, chunk: int, block_size: int) -> int:
-    """Read the file through the reader; the number of records read."""
+def read_all(
+    path: Path,
+    chunk: int,
+    block_size: int,
+    typed: bool = False,
+    checked: bool = False,
+) -> int:
+    """Read the file through the reader (``typed``: as the loader does), and
+    with ``checked`` each record through the quick check; the number of
+    records read (and, checked, vouched for)."""
     counted = 0
+    check = QuickCheck("rated").check
     with path.open("rb") as binary:
-        reader = UsageFileReader(binary, block_size=block_size)
+        reader = UsageFileReader(
+            binary, block_size=block_size, shape=UsualRatedRecord if typed else None
+        )
         for records in reader.chunks(chunk):
-            counted += len(records)
+            if checked:
+                counted += sum(check(value) is not None for value, _ in records)
+            else:
+                counted += len(records)
         assert isinstance(reader.header, dict)  # as a loader would read it
     return counted
 
@@ -126,14 +146,23 @@ def main() -> None:
         )
         rss_before = peak_rss_mib()
 
-        seconds, counted = best_time(
-            args.repeat, lambda: read_all(path, args.chunk, args.block_size)
-        )
-        assert counted == count, (counted, count)
-        print(
-            f"  UsageFileReader  {count / seconds:>12,.0f} records/s  "
-            f"{mib / seconds:>7,.1f} MiB/s  ({seconds:.2f} s)"
-        )
+        for name, typed, checked in (
+            ("UsageFileReader", False, False),
+            ("... typed", True, False),
+            ("... + QuickCheck", False, True),
+            ("... typed + check", True, True),
+        ):
+            seconds, counted = best_time(
+                args.repeat,
+                lambda typed=typed, checked=checked: read_all(
+                    path, args.chunk, args.block_size, typed, checked
+                ),
+            )
+            assert counted == count, (counted, count)
+            print(
+                f"  {name:<18}{count / seconds:>11,.0f} records/s  "
+                f"{mib / seconds:>7,.1f} MiB/s  ({seconds:.2f} s)"
+            )
         rss_after = peak_rss_mib()
 
         tracemalloc.start()
