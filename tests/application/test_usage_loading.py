@@ -465,6 +465,36 @@ def test_a_load_interrupted_by_a_crash_resumes_without_loading_twice(
     assert batch["errors_by_class"]["duplicate"] == 0
 
 
+def test_a_batch_still_loading_shows_the_records_read_so_far_refused_ones_included(
+    operator: Operator, lines: tuple[Line, Line], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postpaid, _ = lines
+    operator.platform.usage.chunk_records = 2
+    records = [record(f"L-{n}", msisdn=postpaid.msisdn) for n in range(6)]
+    records[1] = record("L-1", msisdn="447799000001")  # nobody's number
+    drop(operator, "slow.json", usage_file("SLOW", records))
+    loader = operator.platform.usage
+    staged = loader._stage
+    calls = 0
+
+    def stop_at_third_chunk(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("the machine went down")
+        staged(*args)
+
+    monkeypatch.setattr(loader, "_stage", stop_at_third_chunk)
+    load(operator)
+    operator.platform.usage_views.catch_up()
+
+    batch = only_batch(operator)
+    assert batch["status"] == "loading"
+    assert batch["counts"]["records"] == 4  # two chunks of two
+    assert batch["counts"]["loaded_postpaid"] == 3
+    assert batch["counts"]["rejected_configuration"] == 1
+
+
 def test_rebuilt_usage_views_equal_the_incremental_ones(
     operator: Operator, lines: tuple[Line, Line]
 ) -> None:
