@@ -392,10 +392,8 @@ class UsageFileReader:
             return None
         try:
             return self._typed.decode(text)
-        except msgspec.ValidationError:
-            return None
-        except msgspec.DecodeError:
-            return None  # not JSON: the plain decoder says so again
+        except msgspec.DecodeError:  # a ValidationError, or not JSON (which
+            return None  # the plain decoder finds again and says so)
 
     # Values and punctuation.
 

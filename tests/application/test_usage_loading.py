@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -425,6 +426,26 @@ def test_openet_and_ocs_samples_end_up_as_loaded_batches(operator: Operator) -> 
         }
 
 
+def crash_on_third_chunk(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., None]:
+    """Make the loader die as it stages its third chunk; the loader's own
+    staging, to put back."""
+    loader = operator.platform.usage
+    staged: Callable[..., None] = loader._stage
+    calls = 0
+
+    def crashing(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OSError("the machine went down")
+        staged(*args)
+
+    monkeypatch.setattr(loader, "_stage", crashing)
+    return staged
+
+
 def test_a_load_interrupted_by_a_crash_resumes_without_loading_twice(
     operator: Operator, lines: tuple[Line, Line], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -436,17 +457,7 @@ def test_a_load_interrupted_by_a_crash_resumes_without_loading_twice(
         usage_file("BIG", [record(f"B-{n}", msisdn=postpaid.msisdn) for n in range(7)]),
     )
     loader = operator.platform.usage
-    staged = loader._stage
-    calls = 0
-
-    def crash_on_third_chunk(*args: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise OSError("the machine went down")
-        staged(*args)
-
-    monkeypatch.setattr(loader, "_stage", crash_on_third_chunk)
+    staged = crash_on_third_chunk(operator, monkeypatch)
     (handled,) = load(operator)
     assert handled.outcome == "retry"
     monkeypatch.setattr(loader, "_stage", staged)
@@ -473,18 +484,7 @@ def test_a_batch_still_loading_shows_the_records_read_so_far_refused_ones_includ
     records = [record(f"L-{n}", msisdn=postpaid.msisdn) for n in range(6)]
     records[1] = record("L-1", msisdn="447799000001")  # nobody's number
     drop(operator, "slow.json", usage_file("SLOW", records))
-    loader = operator.platform.usage
-    staged = loader._stage
-    calls = 0
-
-    def stop_at_third_chunk(*args: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise OSError("the machine went down")
-        staged(*args)
-
-    monkeypatch.setattr(loader, "_stage", stop_at_third_chunk)
+    crash_on_third_chunk(operator, monkeypatch)
     load(operator)
     operator.platform.usage_views.catch_up()
 
