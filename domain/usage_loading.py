@@ -30,6 +30,7 @@ from domain.rating import (
     Usage,
     quote,
 )
+from domain.repricing import TariffOf
 from domain.usage_records import (
     QuickCheck,
     QuickRecord,
@@ -493,6 +494,9 @@ class OfflineRatingRules(RatedUsageRules):
         super().__init__(usage_classes, home, already_loaded)
         self.book = book
         self.compiled = compiled
+        # The compiled tariff of a record's rate plan at its start: looked up
+        # once for a plan whose tariff has a single version (see TariffOf).
+        self.tariff_of = TariffOf(book, compiled)
         self.allowance_used = allowance_used or (lambda _s, _p: NONE_USED)
         self.bill_cycle_day = bill_cycle_day or (lambda _a: 1)
         self.used: dict[tuple[str, Period], dict[str, int]] = {}
@@ -533,8 +537,8 @@ class OfflineRatingRules(RatedUsageRules):
     ) -> Priced | list[Any]:
         path = f"/records/{index}"
         try:
-            tariff = self.book.for_rate_plan(holder.rate_plan, record.start_time)
-            compiled = self.compiled(tariff)
+            compiled = self.tariff_of(holder.rate_plan, record.start_time)
+            tariff = compiled.tariff
             used: dict[str, int] | None = None
             state = None
             if compiled.allowances.get(record.usage_class):
