@@ -173,8 +173,9 @@ class RatedUsageRules:
         outcome = ChunkOutcome([], [])
         rejected = outcome.rejected
         # In the file's order: the loaded row of a record the quick lane
-        # vouched for (a list), or a valid record for the full decision.
-        valid: list[list[Any] | tuple[int, UsageRecord]] = []
+        # vouched for (a list), or a valid record for the full decision with
+        # its start as UTC text when the quick lane has made that already.
+        valid: list[list[Any] | tuple[int, UsageRecord, str | None]] = []
         ids: set[str] = set()
         check = self._quick_check(kind)
         quick_lane = self.quick_lane
@@ -187,14 +188,14 @@ class RatedUsageRules:
                     )
                     # The loaded row itself, or a valid record for the full
                     # decision (which prices it, offline) without the checks.
-                    valid.append(quick or (index, usage_record(fields)))
+                    valid.append(quick or (index, usage_record(fields), fields[4]))
                     ids.add(fields[0])
                     continue
             checked = validate_record(plain_record(raw), kind, index)
             if isinstance(checked, RecordError):
                 rejected.append(_rejection(index, checked))
             else:
-                valid.append((index, checked))
+                valid.append((index, checked, None))
                 ids.add(checked.record_id)
         if self.time_ordered:
             valid.sort(key=_start)  # stable: the file's order among equal starts
@@ -206,7 +207,7 @@ class RatedUsageRules:
             if isinstance(item, list):
                 row, index, rid = item, item[0], item[1]
             else:
-                row, (index, record) = None, item
+                row, (index, record, start) = None, item
                 rid = record.record_id
             if rid in seen or rid in elsewhere:
                 rejected.append(
@@ -221,7 +222,7 @@ class RatedUsageRules:
                 )
                 continue
             if row is None:
-                accepted, row = self._load(index, record, holders)
+                accepted, row = self._load(index, record, start, holders)
                 if not accepted:
                     rejected.append(row)
                     continue
@@ -309,10 +310,17 @@ class RatedUsageRules:
         ]
 
     def _load(
-        self, index: int, record: UsageRecord, holders: Mapping[str, Sequence[Holder]]
+        self,
+        index: int,
+        record: UsageRecord,
+        start: str | None,
+        holders: Mapping[str, Sequence[Holder]],
     ) -> tuple[bool, list[Any]]:
-        """(True, the loaded row) or (False, the rejection)."""
+        """(True, the loaded row) or (False, the rejection); ``start``: the
+        record's start as :func:`utc_text` writes it, if already known."""
         rid = record.record_id
+        if start is None:
+            start = _utc(record.start_time)
         path = f"/records/{index}"
         if record.usage_class not in self.usage_classes:
             return False, [
@@ -332,8 +340,7 @@ class RatedUsageRules:
                 rid,
                 "configuration",
                 f"unknown_{field}",
-                f"no subscription had {field.upper()} {number} at "
-                f"{_utc(record.start_time)}",
+                f"no subscription had {field.upper()} {number} at {start}",
                 f"{path}/{field}",
             ]
         mcc, mnc = record.mcc, record.mnc
@@ -341,7 +348,7 @@ class RatedUsageRules:
             from_imsi = plmn_of_imsi(record.imsi)
             mcc = mcc or from_imsi[0]
             mnc = mnc or from_imsi[1]
-        priced = self._price(index, record, holder, mcc, mnc)
+        priced = self._price(index, record, start, holder, mcc, mnc)
         if isinstance(priced, list):
             return False, priced
         charge, discount, currency, breakdown = priced
@@ -369,7 +376,7 @@ class RatedUsageRules:
             record.msisdn,
             record.imsi,
             record.usage_class,
-            _utc(record.start_time),
+            start,
             record.duration_seconds,
             record.volume_bytes,
             record.units,
@@ -388,6 +395,7 @@ class RatedUsageRules:
         self,
         index: int,
         record: UsageRecord,
+        start: str,
         holder: Holder,
         mcc: str | None,
         mnc: str | None,
@@ -531,6 +539,7 @@ class OfflineRatingRules(RatedUsageRules):
         self,
         index: int,
         record: UsageRecord,
+        start: str,
         holder: Holder,
         mcc: str | None,
         mnc: str | None,
@@ -543,7 +552,6 @@ class OfflineRatingRules(RatedUsageRules):
             state = None
             if compiled.allowances.get(record.usage_class):
                 key, used = self._allowances_used(holder, record)
-                start = _utc(record.start_time)
                 latest = self.latest.get(key)
                 if latest is not None and start < latest:
                     since = self.reallocations.get(key)
