@@ -103,17 +103,16 @@ class Platform:
             from application.bulk_recorder import TOPIC
 
             env["APPLICATION_RECORDER_TOPIC"] = TOPIC
-        else:
-            # PostgreSQL compresses big states itself (compress_with_lz4).
-            from application.compression import TOPIC as COMPRESSOR
+        # Big states compressed by the mapper, on both backends.
+        from application.compression import TOPIC as COMPRESSOR
 
-            env["COMPRESSOR_TOPIC"] = COMPRESSOR
+        env["COMPRESSOR_TOPIC"] = COMPRESSOR
         with schema_lock(self.database):
             batches = UsageBatches(env=env)
             if self.database.backend == "postgres":
-                from application.bulk_recorder import compress_with_lz4
+                from application.bulk_recorder import store_states_as_given
 
-                compress_with_lz4(batches.recorder)
+                store_states_as_given(batches.recorder)
             return batches
 
     @cached_property
