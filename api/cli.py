@@ -22,6 +22,7 @@ from api import (
     cli_usage,
 )
 from api.keys import KeyFileError, KeyRing, write_new_key_file
+from api.stopping import stopped_by_signals
 from application.catalogue import CatalogueService, ItemNotFound, UnknownKind
 from application.demo import seed as seeding
 from application.platform import Platform
@@ -178,19 +179,26 @@ def worker(
 ) -> None:
     """Run the background work alone: workflow processor, read models, dispatcher."""
     settings = _settings(home)
-    platform = Platform(settings)
-    background = Worker(platform, views=views)
-    apart = "" if views else "; read models left to `projections follow`"
-    typer.echo(
-        f"Worker running (database: {platform.database.backend}{apart});"
-        " Ctrl-C stops it."
-    )
-    try:
-        background.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        platform.close()
+    stop = threading.Event()
+    # Ctrl-C lets the round in hand finish, and the messages being written
+    # be recorded (even while the platform is still being set up); a second
+    # Ctrl-C interrupts them.
+    with stopped_by_signals(stop.set):
+        platform = Platform(settings)
+        try:
+            background = Worker(platform, views=views, stopping=stop)
+            apart = "" if views else "; read models left to `projections follow`"
+            typer.echo(
+                f"Worker running (database: {platform.database.backend}{apart});"
+                " Ctrl-C stops it."
+            )
+            background.run()
+        except KeyboardInterrupt:
+            typer.echo("Worker interrupted.")
+            return
+        finally:
+            platform.close()
+    typer.echo("Worker stopped.")
 
 
 @app.command()

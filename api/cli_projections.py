@@ -11,10 +11,11 @@ a projection is named with its version (``subscriptions_v1``) or without it.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -24,6 +25,7 @@ from eventsourcing.application import Application
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.stopping import stopped_by_signals
 from application.platform import Platform
 from application.settings import Settings
 from application.worker import ViewsFollower
@@ -203,14 +205,20 @@ def _rebuild(facade: _Facade, runners: list[ProjectionRunner]) -> int:
 def follow(home: Home = None) -> None:
     """Keep every read model up to date until stopped, beside a
     `monetise worker --no-views` that leaves them to this process."""
-    with _platform(home) as platform:
-        follower = ViewsFollower(platform)
+    stop = threading.Event()
+    # Ctrl-C lets the round in hand finish; a second one interrupts it.
+    with stopped_by_signals(stop.set), _platform(home) as platform:
+        follower = ViewsFollower(platform, stopping=stop)
         typer.echo(
             f"Following the read models (database: {platform.database.backend});"
             " Ctrl-C stops it."
         )
-        with suppress(KeyboardInterrupt):
+        try:
             follower.run()
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.")
+            return
+    typer.echo("Stopped following the read models.")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.stopping import stopped_by_signals
 from application.platform import Platform
 from application.settings import Settings
 from application.usage import LoadResult, UnknownBatch
@@ -77,22 +77,11 @@ def run_daemon(
         _refuse(f"No daemon {name!r}; there are: {', '.join(DAEMONS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     stop = threading.Event()
-
-    def finish(signum: int, _: object) -> None:
-        # The file in hand is finished first; a second Ctrl-C interrupts it.
-        stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, finish), signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, finish)
-    try:
-        with _platform(home) as p:
-            runner = daemon(name, p)
-            typer.echo(f"{name}: watching {runner.inbound}; Ctrl-C stops it.")
-            runner.run(stop)
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+    # The file in hand is finished first; a second Ctrl-C interrupts it.
+    with stopped_by_signals(stop.set), _platform(home) as p:
+        runner = daemon(name, p)
+        typer.echo(f"{name}: watching {runner.inbound}; Ctrl-C stops it.")
+        runner.run(stop)
     typer.echo(f"{name}: stopped.")
 
 

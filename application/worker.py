@@ -23,12 +23,18 @@ class Worker:
     """
 
     def __init__(
-        self, platform: Platform, idle_interval: float = 0.2, *, views: bool = True
+        self,
+        platform: Platform,
+        idle_interval: float = 0.2,
+        *,
+        views: bool = True,
+        stopping: threading.Event | None = None,
     ):
         self.platform = platform
         self.idle_interval = idle_interval
         self.views = views
-        self.stopping = threading.Event()
+        # Given: set by someone else (a command's Ctrl-C) to end the work.
+        self.stopping = stopping or threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -104,11 +110,17 @@ class ViewsFollower:
     """Keeps every read model (care and usage) up to date until stopped: the
     other half of a ``Worker`` run with ``views=False``."""
 
-    def __init__(self, platform: Platform, idle_interval: float = 0.05):
+    def __init__(
+        self,
+        platform: Platform,
+        idle_interval: float = 0.05,
+        *,
+        stopping: threading.Event | None = None,
+    ):
         self.platform = platform
         # Short: the worker's new items show in the views this much later.
         self.idle_interval = idle_interval
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
 
     def run(self) -> None:
         """Catch up until stopped; idle, it waits ``idle_interval`` (on

@@ -270,6 +270,41 @@ def test_a_worker_without_the_read_models_beside_a_follower_keeps_them_current(
     assert (process.returncode, follower.returncode) == (0, 0)
 
 
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("command", "stopped"),
+    [
+        (("worker",), "Worker stopped."),
+        (("worker", "--no-views"), "Worker stopped."),
+        (("projections", "follow"), "Stopped following the read models."),
+    ],
+)
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_lets_a_running_command_finish_its_round_and_exit_0(
+    settings: Settings, command: tuple[str, ...], stopped: str, how: signal.Signals
+) -> None:
+    # Given a worker or a follower running, busy or idle
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", *command],
+        env=environment(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    started = process.stdout.readline()
+
+    # When it is asked to stop, as Ctrl-C or a service manager does
+    process.send_signal(how)
+    rest, _ = process.communicate(timeout=60)
+
+    # Then it ends its round and says so, instead of being interrupted
+    assert "Ctrl-C stops it" in started
+    assert rest.strip().splitlines()[-1] == stopped
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest
+    assert process.returncode == 0
+
+
 def test_a_refused_raise_exits_2_with_the_reason_and_records_nothing(
     demo_settings: Settings,
 ) -> None:
