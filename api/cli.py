@@ -179,11 +179,10 @@ def worker(
 ) -> None:
     """Run the background work alone: workflow processor, read models, dispatcher."""
     settings = _settings(home)
-    stop = threading.Event()
     # Ctrl-C lets the round in hand finish, and the messages being written
     # be recorded (even while the platform is still being set up); a second
     # Ctrl-C interrupts them.
-    with stopped_by_signals(stop.set):
+    with stopped_by_signals() as stop:
         platform = Platform(settings)
         try:
             background = Worker(platform, views=views, stopping=stop)

@@ -11,7 +11,6 @@ a projection is named with its version (``subscriptions_v1``) or without it.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -205,9 +204,8 @@ def _rebuild(facade: _Facade, runners: list[ProjectionRunner]) -> int:
 def follow(home: Home = None) -> None:
     """Keep every read model up to date until stopped, beside a
     `monetise worker --no-views` that leaves them to this process."""
-    stop = threading.Event()
     # Ctrl-C lets the round in hand finish; a second one interrupts it.
-    with stopped_by_signals(stop.set), _platform(home) as platform:
+    with stopped_by_signals() as stop, _platform(home) as platform:
         follower = ViewsFollower(platform, stopping=stop)
         typer.echo(
             f"Following the read models (database: {platform.database.backend});"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -76,9 +75,8 @@ def run_daemon(
     if name not in DAEMONS:
         _refuse(f"No daemon {name!r}; there are: {', '.join(DAEMONS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    stop = threading.Event()
     # The file in hand is finished first; a second Ctrl-C interrupts it.
-    with stopped_by_signals(stop.set), _platform(home) as p:
+    with stopped_by_signals() as stop, _platform(home) as p:
         runner = daemon(name, p)
         typer.echo(f"{name}: watching {runner.inbound}; Ctrl-C stops it.")
         runner.run(stop)

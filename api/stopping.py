@@ -16,25 +16,27 @@ once in forty times under load.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 
 @contextmanager
-def stopped_by_signals(stop: Callable[[], object]) -> Iterator[None]:
-    """Within the block, Ctrl-C and SIGTERM call ``stop`` (once the work in
-    hand is done, the block's loop should end); a second Ctrl-C raises
+def stopped_by_signals() -> Iterator[threading.Event]:
+    """An event that Ctrl-C and SIGTERM set within the block (the block's loop
+    ends once the work in hand is done); a second Ctrl-C raises
     ``KeyboardInterrupt``. The handlers before are restored at the end."""
+    stop = threading.Event()
 
     def finish(signum: int, _: object) -> None:
-        stop()
+        stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGINT, finish)
     signal.signal(signal.SIGTERM, finish)
     try:
-        yield
+        yield stop
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
